@@ -1,0 +1,1 @@
+//! TODO(owner): see module list in lib.rs

@@ -1,0 +1,28 @@
+//! onec-sync shared library.
+//!
+//! Everything the Lambda functions do lives here so it can be tested without Lambda:
+//! - [`domain`]: the platform's customer record and validated value types;
+//! - [`mapping`]: `CustomerDataMapper` and the per-deployment mapping file;
+//! - [`onec`]: the 1C client port, its error classification and three transports;
+//! - [`error`]: the error class (transient / permanent) every failure reports;
+//! - [`pii`]: masking of e-mail, phone and INN for logs;
+//! - pipeline: [`message`] (queue messages), [`filter`] (stream decisions), [`export`]
+//!   (`CustomerExportService`), [`backoff`], [`metrics`] (EMF), [`sync_log`], [`config`],
+//!   [`ports`] and their AWS [`adapters`].
+
+pub mod adapters;
+pub mod backoff;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod export;
+pub mod filter;
+pub mod mapping;
+pub mod message;
+pub mod metrics;
+pub mod onec;
+pub mod pii;
+pub mod ports;
+pub mod sync_log;
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing;

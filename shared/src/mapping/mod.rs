@@ -1,0 +1,1 @@
+//! `CustomerDataMapper`: platform customer ↔ 1C counterparty, driven by the mapping file.
