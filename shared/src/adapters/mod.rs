@@ -1,1 +1,5 @@
-//! AWS adapters of the ports: DynamoDB, SQS, Secrets Manager.
+//! AWS adapters of the ports, named after their technology.
+
+pub mod dynamodb;
+pub mod secrets;
+pub mod sqs;

@@ -1,0 +1,1 @@
+//! DynamoDB adapters: the users table and the sync log.

@@ -1,0 +1,1 @@
+//! Secrets Manager: 1C credentials, read once per cold start.

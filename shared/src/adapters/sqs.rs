@@ -1,0 +1,1 @@
+//! SQS adapter: enqueue export messages, back off and dead-letter received ones.

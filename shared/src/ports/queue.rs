@@ -1,0 +1,1 @@
+//! Queue ports: enqueueing export messages, and controlling received ones.

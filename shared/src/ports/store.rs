@@ -1,0 +1,1 @@
+//! Storage ports: the users table (bookkeeping writes), the sync log.
