@@ -1,0 +1,44 @@
+# onec-sync — the front door. `make demo` shows the sync working; `make test` is what CI runs.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV        ?= .venv
+PY          := $(VENV)/bin/python
+export MOTO_SERVER := $(abspath $(VENV))/bin/moto_server
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+-include infra/infra.mk
+
+.PHONY: help setup fmt lint test test-unit emulator build validate deploy demo clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: tools/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r tools/requirements.txt
+	touch $@
+
+setup: $(VENV)/.installed ## Install the tools the tests need (moto server, cfn-lint, SAM translator, cargo-lambda, xmllint)
+	@command -v xmllint >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && apt-get install -y -qq libxml2-utils >/dev/null; \
+	  else echo "xmllint missing: install libxml2-utils (CommerceML schema tests need it)"; exit 1; fi; }
+
+fmt: ## Format the code
+	cargo fmt --all
+
+lint: ## rustfmt check and clippy with warnings as errors
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+test: setup ## Every test: unit, handler, 1C emulator, moto integration
+	cargo test --workspace --all-targets
+
+emulator: ## Run the 1C emulator by hand on 127.0.0.1:8081
+	cargo run -p onec-emulator -- --port 8081
+
+clean: ## Remove build output and the venv
+	cargo clean
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+# Infrastructure targets (build, validate, deploy), included by the top-level Makefile.
