@@ -1,1 +1,516 @@
-//! TODO(owner): see module list in lib.rs
+//! In-memory fakes of the ports, for handler tests (feature `test-util`).
+//!
+//! They follow the contracts of the real adapters — conditional bookkeeping-only writes,
+//! idempotent upserts by platform id — so a handler test says something about production, and
+//! they record what was asked of them so tests can assert on it.
+
+use crate::domain::{Customer, SyncStatus, BOOKKEEPING_ATTRIBUTES};
+use crate::message::Lane;
+use crate::onec::{ChangePage, Counterparty, OneCClient, OneCError, UpsertOutcome};
+use crate::ports::{
+    CustomerStore, DeadLetter, ExportFailure, ExportSuccess, FailureStatus, MessageControl,
+    MessageControlError, StoreError, SyncLog, WriteOutcome,
+};
+use crate::sync_log::SyncLogEntry;
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A write the fake store was asked to make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreWrite {
+    pub id: String,
+    pub operation: &'static str,
+    /// The attributes the write set (empty when it was stale).
+    pub attributes: Vec<String>,
+    pub outcome: WriteOutcome,
+}
+
+/// The `users` table in memory. Rows are JSON objects, so attributes unknown to [`Customer`]
+/// can be stored and checked for survival.
+#[derive(Debug, Default)]
+pub struct FakeCustomerStore {
+    rows: Mutex<BTreeMap<String, Map<String, Value>>>,
+    writes: Mutex<Vec<StoreWrite>>,
+    failures: Mutex<VecDeque<StoreError>>,
+}
+
+impl FakeCustomerStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn with_customers(customers: impl IntoIterator<Item = Customer>) -> Self {
+        let store = Self::new();
+        for customer in customers {
+            store.insert(&customer);
+        }
+        store
+    }
+
+    pub fn insert(&self, customer: &Customer) {
+        if let Ok(Value::Object(row)) = serde_json::to_value(customer) {
+            lock(&self.rows).insert(customer.id.clone(), row);
+        }
+    }
+
+    /// Stores a raw row (it needs an `id`), e.g. with platform attributes [`Customer`] lacks or
+    /// values it cannot read.
+    pub fn insert_row(&self, row: Value) {
+        if let Value::Object(row) = row {
+            if let Some(id) = row.get("id").and_then(Value::as_str) {
+                lock(&self.rows).insert(id.to_owned(), row.clone());
+            }
+        }
+    }
+
+    pub fn remove(&self, id: &str) {
+        lock(&self.rows).remove(id);
+    }
+
+    pub fn row(&self, id: &str) -> Option<Value> {
+        lock(&self.rows).get(id).cloned().map(Value::Object)
+    }
+
+    pub fn customer(&self, id: &str) -> Option<Customer> {
+        self.row(id)
+            .and_then(|row| serde_json::from_value(row).ok())
+    }
+
+    pub fn writes(&self) -> Vec<StoreWrite> {
+        lock(&self.writes).clone()
+    }
+
+    /// The next read or write fails with `err` (queued; one per call).
+    pub fn fail_next(&self, err: StoreError) {
+        lock(&self.failures).push_back(err);
+    }
+
+    fn injected_failure(&self) -> Result<(), StoreError> {
+        match lock(&self.failures).pop_front() {
+            Some(err) => Err(err),
+            None => Ok(()),
+        }
+    }
+
+    /// Applies `set` to row `id` if `condition` holds, mimicking a conditional UpdateItem.
+    fn conditional_update(
+        &self,
+        id: &str,
+        operation: &'static str,
+        condition: impl FnOnce(&Map<String, Value>) -> bool,
+        set: Vec<(&'static str, Value)>,
+    ) -> WriteOutcome {
+        debug_assert!(set
+            .iter()
+            .all(|(name, _)| BOOKKEEPING_ATTRIBUTES.contains(name)));
+        let mut rows = lock(&self.rows);
+        let outcome = match rows.get_mut(id) {
+            Some(row) if condition(row) => {
+                for (name, value) in &set {
+                    row.insert((*name).to_owned(), value.clone());
+                }
+                WriteOutcome::Applied
+            }
+            _ => WriteOutcome::Stale,
+        };
+        let attributes = match outcome {
+            WriteOutcome::Applied => set.iter().map(|(n, _)| (*n).to_owned()).collect(),
+            WriteOutcome::Stale => Vec::new(),
+        };
+        lock(&self.writes).push(StoreWrite {
+            id: id.to_owned(),
+            operation,
+            attributes,
+            outcome,
+        });
+        outcome
+    }
+}
+
+fn synced_below(row: &Map<String, Value>, version: u64) -> bool {
+    row.get("synced_version")
+        .and_then(Value::as_u64)
+        .is_none_or(|synced| synced < version)
+}
+
+fn status_value(status: SyncStatus) -> Value {
+    Value::from(status.as_str())
+}
+
+#[async_trait]
+impl CustomerStore for FakeCustomerStore {
+    async fn get(&self, id: &str) -> Result<Option<Customer>, StoreError> {
+        self.injected_failure()?;
+        let Some(row) = self.row(id) else {
+            return Ok(None);
+        };
+        serde_json::from_value(row)
+            .map(Some)
+            .map_err(|err| StoreError::Undecodable {
+                id: id.to_owned(),
+                source: Box::new(err),
+            })
+    }
+
+    async fn mark_pending(&self, id: &str, version: u64) -> Result<WriteOutcome, StoreError> {
+        self.injected_failure()?;
+        Ok(self.conditional_update(
+            id,
+            "mark_pending",
+            |row| row.get("version").and_then(Value::as_u64) == Some(version),
+            vec![
+                ("needs_1c_export", Value::Bool(true)),
+                ("sync_status", status_value(SyncStatus::Pending)),
+            ],
+        ))
+    }
+
+    async fn record_export_success(
+        &self,
+        id: &str,
+        success: &ExportSuccess,
+    ) -> Result<WriteOutcome, StoreError> {
+        self.injected_failure()?;
+        Ok(self.conditional_update(
+            id,
+            "record_export_success",
+            |row| synced_below(row, success.exported_version),
+            vec![
+                ("synced_version", Value::from(success.exported_version)),
+                ("needs_1c_export", Value::Bool(false)),
+                ("sync_status", status_value(SyncStatus::Synced)),
+                ("sync_error_message", Value::from("")),
+                (
+                    "last_sync_at",
+                    Value::from(
+                        success
+                            .at
+                            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    ),
+                ),
+                ("onec_id", Value::from(success.onec_id.as_str())),
+                ("onec_version", Value::from(success.onec_version.as_str())),
+                ("export_attempts", Value::from(0)),
+            ],
+        ))
+    }
+
+    async fn record_export_failure(
+        &self,
+        id: &str,
+        failure: &ExportFailure,
+    ) -> Result<WriteOutcome, StoreError> {
+        self.injected_failure()?;
+        let status = match failure.status {
+            FailureStatus::Retrying => SyncStatus::Retrying,
+            FailureStatus::Error => SyncStatus::Error,
+        };
+        Ok(self.conditional_update(
+            id,
+            "record_export_failure",
+            |row| synced_below(row, failure.version),
+            vec![
+                ("sync_status", status_value(status)),
+                ("sync_error_message", Value::from(failure.message.as_str())),
+                ("export_attempts", Value::from(failure.attempts)),
+            ],
+        ))
+    }
+}
+
+/// The sync log in memory.
+#[derive(Debug, Default)]
+pub struct FakeSyncLog {
+    entries: Mutex<Vec<SyncLogEntry>>,
+    fail: AtomicBool,
+}
+
+impl FakeSyncLog {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn entries(&self) -> Vec<SyncLogEntry> {
+        lock(&self.entries).clone()
+    }
+
+    pub fn entries_for(&self, customer_id: &str) -> Vec<SyncLogEntry> {
+        self.entries()
+            .into_iter()
+            .filter(|e| e.customer_id == customer_id)
+            .collect()
+    }
+
+    /// Every append fails (transiently) while set.
+    pub fn set_failing(&self, failing: bool) {
+        self.fail.store(failing, Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl SyncLog for FakeSyncLog {
+    async fn append(&self, entry: SyncLogEntry) -> Result<(), StoreError> {
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(StoreError::Request {
+                operation: "PutItem(sync_log)",
+                table: "fake-sync-log".into(),
+                class: crate::error::ErrorClass::Transient,
+                source: "injected failure".into(),
+            });
+        }
+        lock(&self.entries).push(entry);
+        Ok(())
+    }
+}
+
+/// What the fake 1C does with the next call.
+#[derive(Debug)]
+pub enum Scripted {
+    /// Fail without touching the store.
+    Fail(OneCError),
+    /// Apply the call, then fail as if the response was lost.
+    CommitThenFail(OneCError),
+}
+
+/// A 1C holding counterparties in memory, keyed by platform id like the real contract, with
+/// scripted failures, optional latency and in-flight tracking.
+#[derive(Debug, Default)]
+pub struct FakeOneCClient {
+    counterparties: Mutex<BTreeMap<String, Counterparty>>,
+    script: Mutex<VecDeque<Scripted>>,
+    upserts: Mutex<Vec<Counterparty>>,
+    latency: Mutex<Duration>,
+    calls: AtomicUsize,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+    next_ref: AtomicUsize,
+}
+
+impl FakeOneCClient {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every call takes this long (lets concurrency be observed).
+    pub fn with_latency(self, latency: Duration) -> Self {
+        *lock(&self.latency) = latency;
+        self
+    }
+
+    /// Queues scripted outcomes for the next calls, consumed in order; later calls succeed.
+    pub fn script(&self, outcomes: impl IntoIterator<Item = Scripted>) {
+        lock(&self.script).extend(outcomes);
+    }
+
+    pub fn fail_next(&self, err: OneCError) {
+        self.script([Scripted::Fail(err)]);
+    }
+
+    /// A counterparty that already exists in 1C (gets an `onec_id` if it has none).
+    pub fn insert(&self, mut cp: Counterparty) -> Counterparty {
+        if cp.onec_id.is_none() {
+            cp.onec_id = Some(self.new_ref());
+        }
+        cp.data_version.get_or_insert_with(|| "1".into());
+        lock(&self.counterparties).insert(cp.platform_id.clone(), cp.clone());
+        cp
+    }
+
+    pub fn counterparties(&self) -> Vec<Counterparty> {
+        lock(&self.counterparties).values().cloned().collect()
+    }
+
+    pub fn counterparty(&self, platform_id: &str) -> Option<Counterparty> {
+        lock(&self.counterparties).get(platform_id).cloned()
+    }
+
+    /// Every upsert request received, failed ones included.
+    pub fn upsert_requests(&self) -> Vec<Counterparty> {
+        lock(&self.upserts).clone()
+    }
+
+    /// Calls of any kind.
+    pub fn call_count(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    pub fn max_in_flight(&self) -> usize {
+        self.max_in_flight.load(Ordering::SeqCst)
+    }
+
+    fn new_ref(&self) -> String {
+        let n = self.next_ref.fetch_add(1, Ordering::SeqCst) + 1;
+        format!("00000000-0000-0000-0000-{n:012}")
+    }
+
+    async fn enter(&self) -> Option<Scripted> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        let latency = *lock(&self.latency);
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        lock(&self.script).pop_front()
+    }
+}
+
+#[async_trait]
+impl OneCClient for FakeOneCClient {
+    async fn upsert_customer(&self, cp: &Counterparty) -> Result<UpsertOutcome, OneCError> {
+        lock(&self.upserts).push(cp.clone());
+        let lost = match self.enter().await {
+            Some(Scripted::Fail(err)) => return Err(err),
+            Some(Scripted::CommitThenFail(err)) => Some(err),
+            None => None,
+        };
+        let outcome = {
+            let mut all = lock(&self.counterparties);
+            let existing = all.get(&cp.platform_id).cloned();
+            let created = existing.is_none();
+            let onec_id = existing
+                .as_ref()
+                .and_then(|e| e.onec_id.clone())
+                .unwrap_or_else(|| self.new_ref());
+            let version = existing
+                .and_then(|e| e.data_version)
+                .and_then(|v| v.parse::<u64>().ok())
+                .map_or(1, |v| v + 1)
+                .to_string();
+            let mut stored = cp.clone();
+            stored.onec_id = Some(onec_id.clone());
+            stored.data_version = Some(version.clone());
+            all.insert(cp.platform_id.clone(), stored);
+            UpsertOutcome {
+                onec_id,
+                data_version: version,
+                created,
+            }
+        };
+        match lost {
+            Some(err) => Err(err),
+            None => Ok(outcome),
+        }
+    }
+
+    async fn fetch_customer(&self, onec_id: &str) -> Result<Option<Counterparty>, OneCError> {
+        if let Some(Scripted::Fail(err) | Scripted::CommitThenFail(err)) = self.enter().await {
+            return Err(err);
+        }
+        Ok(lock(&self.counterparties)
+            .values()
+            .find(|cp| cp.onec_id.as_deref() == Some(onec_id))
+            .cloned())
+    }
+
+    async fn find_by_platform_id(
+        &self,
+        platform_id: &str,
+    ) -> Result<Option<Counterparty>, OneCError> {
+        if let Some(Scripted::Fail(err) | Scripted::CommitThenFail(err)) = self.enter().await {
+            return Err(err);
+        }
+        Ok(self.counterparty(platform_id))
+    }
+
+    async fn list_changed(
+        &self,
+        _watermark: Option<&str>,
+        _cursor: Option<&str>,
+        _page_size: u32,
+    ) -> Result<ChangePage, OneCError> {
+        if let Some(Scripted::Fail(err) | Scripted::CommitThenFail(err)) = self.enter().await {
+            return Err(err);
+        }
+        Ok(ChangePage {
+            items: self.counterparties(),
+            next_cursor: None,
+            watermark: None,
+        })
+    }
+}
+
+/// A visibility change the exporter asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VisibilityChange {
+    pub lane: Lane,
+    pub receipt_handle: String,
+    pub delay: Duration,
+}
+
+/// Records backoffs and dead letters.
+#[derive(Debug, Default)]
+pub struct FakeMessageControl {
+    delays: Mutex<Vec<VisibilityChange>>,
+    dead_letters: Mutex<Vec<DeadLetter>>,
+    fail_dead_letter: AtomicBool,
+    fail_delay: AtomicBool,
+}
+
+impl FakeMessageControl {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn delays(&self) -> Vec<VisibilityChange> {
+        lock(&self.delays).clone()
+    }
+
+    pub fn dead_letters(&self) -> Vec<DeadLetter> {
+        lock(&self.dead_letters).clone()
+    }
+
+    /// Sending to the DLQ fails (transiently) while set.
+    pub fn set_dead_letter_failing(&self, failing: bool) {
+        self.fail_dead_letter.store(failing, Ordering::SeqCst);
+    }
+
+    /// Changing visibility fails (transiently) while set.
+    pub fn set_delay_failing(&self, failing: bool) {
+        self.fail_delay.store(failing, Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl MessageControl for FakeMessageControl {
+    async fn delay_retry(
+        &self,
+        lane: Lane,
+        receipt_handle: &str,
+        delay: Duration,
+    ) -> Result<(), MessageControlError> {
+        if self.fail_delay.load(Ordering::SeqCst) {
+            return Err(MessageControlError::ChangeVisibility {
+                lane,
+                class: crate::error::ErrorClass::Transient,
+                source: "injected failure".into(),
+            });
+        }
+        lock(&self.delays).push(VisibilityChange {
+            lane,
+            receipt_handle: receipt_handle.to_owned(),
+            delay: delay.min(crate::ports::MAX_VISIBILITY),
+        });
+        Ok(())
+    }
+
+    async fn dead_letter(&self, letter: &DeadLetter) -> Result<(), MessageControlError> {
+        if self.fail_dead_letter.load(Ordering::SeqCst) {
+            return Err(MessageControlError::DeadLetter {
+                class: crate::error::ErrorClass::Transient,
+                source: "injected failure".into(),
+            });
+        }
+        lock(&self.dead_letters).push(letter.clone());
+        Ok(())
+    }
+}
