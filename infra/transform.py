@@ -4,7 +4,8 @@ cfn-lint 1.x no longer applies the SAM transform, so mistakes inside SAM event s
 unnoticed; the expanded template is what CloudFormation actually receives, and what cfn-lint and
 the template tests check.
 
-Usage: transform.py [TEMPLATE] [OUTPUT]   (defaults: infra/template.yaml, target/sam/template.json)
+Usage: transform.py [TEMPLATE] [OUTPUT]   (defaults: infra/template.yaml, target/sam/template.json;
+OUTPUT "-" writes the JSON to stdout)
 """
 
 import json
@@ -51,8 +52,12 @@ def main(argv: list[str]) -> int:
         for cause in error.causes:
             print(f"{source}: {cause.message}", file=sys.stderr)
         return 1
+    text = json.dumps(translated, indent=2, ensure_ascii=False) + "\n"
+    if str(output) == "-":
+        sys.stdout.write(text)
+        return 0
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(translated, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    output.write_text(text, encoding="utf-8")
     print(f"{source} -> {output}")
     return 0
 
