@@ -62,7 +62,10 @@ pub enum OneCError {
 }
 
 fn detail_suffix(detail: &Option<String>) -> String {
-    detail.as_ref().map(|d| format!(": {d}")).unwrap_or_default()
+    detail
+        .as_ref()
+        .map(|d| format!(": {d}"))
+        .unwrap_or_default()
 }
 
 fn code_suffix(code: &Option<String>) -> String {

@@ -4,15 +4,37 @@
 //! - transports: HTTP service JSON, 1C standard OData, CommerceML 2.10 XML;
 //! - [`OneCError`] classifies every outcome as transient or permanent.
 
+mod config;
 mod error;
+mod http;
+mod json;
 mod schema;
 
+pub use config::{
+    Credentials, OneCConfig, OneCConfigError, Secret, Transport, UnknownTransport,
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_HS_ROOT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_REQUEST_TIMEOUT,
+};
 pub use error::OneCError;
+pub use json::HttpServiceJsonClient;
 pub use schema::OneCSchema;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The client for the configured transport (`ONEC_TRANSPORT`), behind the port.
+pub fn build_client(config: OneCConfig) -> Result<Arc<dyn OneCClient>, OneCError> {
+    Ok(match config.transport {
+        Transport::Json => Arc::new(HttpServiceJsonClient::new(&config)?),
+        Transport::OData | Transport::CommerceMl => {
+            return Err(OneCError::InvalidRequest(format!(
+                "transport {} is not built yet",
+                config.transport
+            )))
+        }
+    })
+}
 
 /// Individual (ФизическоеЛицо) or legal entity (ЮридическоеЛицо).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -28,7 +50,8 @@ pub enum CounterpartyKind {
 /// reading from 1C; values are already validated and normalised (E.164 phone, checked INN/KPP).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counterparty {
-    /// The platform user id, stored in 1C in the attribute the mapping file names.
+    /// The platform user id, stored in 1C in the attribute the mapping file names. Empty when
+    /// read from 1C for a counterparty created there (it has no platform id yet).
     pub platform_id: String,
     /// 1C's reference (`Ref_Key`); `None` before the first export.
     pub onec_id: Option<String>,
