@@ -8,6 +8,7 @@ mod config;
 mod error;
 mod http;
 mod json;
+mod odata;
 mod schema;
 
 pub use config::{
@@ -16,6 +17,7 @@ pub use config::{
 };
 pub use error::OneCError;
 pub use json::HttpServiceJsonClient;
+pub use odata::ODataClient;
 pub use schema::OneCSchema;
 
 use async_trait::async_trait;
@@ -27,11 +29,11 @@ use std::sync::Arc;
 pub fn build_client(config: OneCConfig) -> Result<Arc<dyn OneCClient>, OneCError> {
     Ok(match config.transport {
         Transport::Json => Arc::new(HttpServiceJsonClient::new(&config)?),
-        Transport::OData | Transport::CommerceMl => {
-            return Err(OneCError::InvalidRequest(format!(
-                "transport {} is not built yet",
-                config.transport
-            )))
+        Transport::OData => Arc::new(ODataClient::new(&config)?),
+        Transport::CommerceMl => {
+            return Err(OneCError::InvalidRequest(
+                "transport commerceml is not built yet".into(),
+            ))
         }
     })
 }

@@ -1,0 +1,795 @@
+//! Transport `odata`: the 1C standard OData interface (`/odata/standard.odata/…`).
+
+use super::config::{OneCConfig, Transport};
+use super::http::{malformed, BodyFormat, Dialect, ErrorDetail, HttpCore, Response};
+use super::{
+    ChangePage, Counterparty, CounterpartyKind, OneCClient, OneCError, OneCSchema, UpsertOutcome,
+};
+use async_trait::async_trait;
+use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
+use reqwest::header::LOCATION;
+use reqwest::{Method, StatusCode};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+const DIALECT: Dialect = Dialect {
+    transport: Transport::OData,
+    format: BodyFormat::Json,
+    business_code: "-1",
+    parse_error: parse_error_body,
+};
+
+const ZERO_GUID: &str = "00000000-0000-0000-0000-000000000000";
+const EMPTY_DATE: &str = "0001-01-01T00:00:00";
+const LEGAL_ENTITY: &str = "ЮридическоеЛицо";
+const INDIVIDUAL: &str = "ФизическоеЛицо";
+const CONTACT_INFO: &str = "КонтактнаяИнформация";
+const EMAIL_TYPE: &str = "АдресЭлектроннойПочты";
+const PHONE_TYPE: &str = "Телефон";
+
+/// Characters escaped in a query value; `'`, `(`, `)` and `,` stay readable as in 1C's docs.
+const QUERY_VALUE: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'&')
+    .add(b'+')
+    .add(b'<')
+    .add(b'=')
+    .add(b'>')
+    .add(b'?')
+    .add(b'[')
+    .add(b'\\')
+    .add(b']')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
+
+/// `{"odata.error":{"code":"-1","message":{"lang":"ru","value":"…"}}}`.
+pub(crate) fn parse_error_body(body: &[u8]) -> Option<ErrorDetail> {
+    let value: Value = serde_json::from_slice(body).ok()?;
+    let error = value.get("odata.error")?;
+    let code = match error.get("code") {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    };
+    let message = match error.get("message") {
+        Some(Value::Object(m)) => m.get("value").and_then(Value::as_str).map(str::to_owned),
+        Some(Value::String(s)) => Some(s.clone()),
+        _ => None,
+    };
+    Some(ErrorDetail { code, message })
+}
+
+/// An OData string literal: quoted, with `'` doubled.
+pub(crate) fn string_literal(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+/// `$name=value&…` with each value percent-encoded (UTF-8), `$` names kept literal.
+pub(crate) fn query(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(name, value)| format!("{name}={}", utf8_percent_encode(value, QUERY_VALUE)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// 1C dates in filters: `YYYY-MM-DDTHH:MM:SS`, nothing else (the value goes into a literal).
+fn valid_datetime(value: &str) -> bool {
+    chrono::NaiveDateTime::parse_from_str(value, "%Y-%m-%dT%H:%M:%S").is_ok()
+}
+
+/// The paging position of `list_changed`: the skip offset within the filter it started with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Cursor {
+    skip: u64,
+    since: Option<String>,
+}
+
+impl Cursor {
+    fn encode(&self) -> String {
+        match &self.since {
+            Some(since) => format!("{}|{since}", self.skip),
+            None => self.skip.to_string(),
+        }
+    }
+
+    fn decode(text: &str) -> Option<Self> {
+        let (skip, since) = match text.split_once('|') {
+            Some((skip, since)) => (skip, Some(since.to_owned())),
+            None => (text, None),
+        };
+        let skip = skip.parse().ok()?;
+        if since.as_deref().is_some_and(|s| !valid_datetime(s)) {
+            return None;
+        }
+        Some(Self { skip, since })
+    }
+}
+
+/// [`OneCClient`] over 1C's standard OData interface.
+#[derive(Debug)]
+pub struct ODataClient {
+    http: HttpCore,
+    schema: OneCSchema,
+}
+
+impl ODataClient {
+    pub fn new(config: &OneCConfig) -> Result<Self, OneCError> {
+        Ok(Self {
+            http: HttpCore::new(config, DIALECT)?,
+            schema: config.schema.clone(),
+        })
+    }
+
+    fn resource(&self) -> String {
+        format!("Catalog_{}", self.schema.catalog)
+    }
+
+    fn collection_url(&self, query_pairs: &[(&str, &str)]) -> url::Url {
+        let mut url = self
+            .http
+            .url(&["odata", "standard.odata", &self.resource()]);
+        url.set_query(Some(&query(query_pairs)));
+        url
+    }
+
+    fn entity_url(&self, ref_key: &str) -> Result<url::Url, OneCError> {
+        let guid = uuid::Uuid::parse_str(ref_key)
+            .map_err(|_| OneCError::InvalidRequest("1C reference is not a GUID".into()))?;
+        let segment = format!("{}(guid'{}')", self.resource(), guid.hyphenated());
+        let mut url = self.http.url(&["odata", "standard.odata", &segment]);
+        url.set_query(Some(&query(&[("$format", "json")])));
+        Ok(url)
+    }
+
+    async fn lookup(&self, platform_id: &str) -> Result<Vec<Map<String, Value>>, OneCError> {
+        let filter = format!(
+            "{} eq {}",
+            self.schema.platform_id_attribute,
+            string_literal(platform_id)
+        );
+        let url = self.collection_url(&[("$format", "json"), ("$filter", &filter)]);
+        let response = self
+            .http
+            .send("find_by_platform_id", self.http.request(Method::GET, url))
+            .await?;
+        entities(&response)
+    }
+
+    async fn get_entity(
+        &self,
+        operation: &'static str,
+        ref_key: &str,
+    ) -> Result<Option<Map<String, Value>>, OneCError> {
+        let request = self.http.request(Method::GET, self.entity_url(ref_key)?);
+        match self.http.send(operation, request).await {
+            Ok(response) => entity(&response).map(Some),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Ref_Key and DataVersion of a write's answer, read back when the body did not carry them.
+    async fn written(
+        &self,
+        response: &Response,
+        known_ref: Option<&str>,
+    ) -> Result<(String, String), OneCError> {
+        if !response.body.is_empty() {
+            let body = entity(response)?;
+            return ref_and_version(&body, response.status);
+        }
+        let location_ref = response
+            .headers
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(guid_from_location);
+        let ref_key = known_ref
+            .map(str::to_owned)
+            .or(location_ref)
+            .ok_or_else(|| malformed(response.status, "write answer has no entity", None))?;
+        let read_back = self
+            .get_entity("read_back", &ref_key)
+            .await?
+            .ok_or_else(|| malformed(response.status, "written entity not found", None))?;
+        ref_and_version(&read_back, StatusCode::OK)
+    }
+
+    fn entity_body(&self, cp: &Counterparty) -> Map<String, Value> {
+        let s = &self.schema;
+        let text = |v: &Option<String>| Value::String(v.clone().unwrap_or_default());
+        let mut body = Map::new();
+        // Extras first, so a misconfigured extra cannot overwrite a mapped property.
+        for (name, value) in &cp.extra {
+            body.insert(name.clone(), Value::String(value.clone()));
+        }
+        body.insert("Description".into(), Value::String(cp.name.clone()));
+        body.insert(
+            "НаименованиеПолное".into(),
+            Value::String(cp.full_name.clone()),
+        );
+        body.insert(
+            "ЮридическоеФизическоеЛицо".into(),
+            Value::String(
+                match cp.kind {
+                    CounterpartyKind::LegalEntity => LEGAL_ENTITY,
+                    CounterpartyKind::Individual => INDIVIDUAL,
+                }
+                .into(),
+            ),
+        );
+        body.insert("ИНН".into(), text(&cp.inn));
+        body.insert("КПП".into(), text(&cp.kpp));
+        body.insert(
+            s.platform_id_attribute.clone(),
+            Value::String(cp.platform_id.clone()),
+        );
+        body.insert(s.role_attribute.clone(), text(&cp.role));
+        body.insert(s.status_attribute.clone(), text(&cp.status));
+        body.insert(s.contact_person_attribute.clone(), text(&cp.contact_person));
+        body.insert("DeletionMark".into(), Value::Bool(cp.deletion_mark));
+        body.insert(CONTACT_INFO.into(), Value::Array(contact_rows(cp)));
+        body
+    }
+
+    fn read_entity(&self, entity: &Map<String, Value>) -> Counterparty {
+        let s = &self.schema;
+        let text = |name: &str| {
+            entity
+                .get(name)
+                .and_then(Value::as_str)
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        let inn = text("ИНН");
+        let kpp = text("КПП");
+        let kind = match text("ЮридическоеФизическоеЛицо").as_deref() {
+            Some(LEGAL_ENTITY) => CounterpartyKind::LegalEntity,
+            Some(INDIVIDUAL) => CounterpartyKind::Individual,
+            // Unset in 1C: a KPP or a 10-digit INN only exists for organisations.
+            _ if kpp.is_some() || inn.as_ref().is_some_and(|i| i.len() == 10) => {
+                CounterpartyKind::LegalEntity
+            }
+            _ => CounterpartyKind::Individual,
+        };
+        let name = text("Description").unwrap_or_default();
+        let (email, phone) = contacts_from_rows(entity.get(CONTACT_INFO));
+        Counterparty {
+            platform_id: text(&s.platform_id_attribute).unwrap_or_default(),
+            onec_id: text("Ref_Key").filter(|r| r != ZERO_GUID),
+            data_version: text("DataVersion"),
+            kind,
+            full_name: text("НаименованиеПолное").unwrap_or_else(|| name.clone()),
+            name,
+            first_name: None,
+            last_name: None,
+            contact_person: text(&s.contact_person_attribute),
+            inn,
+            kpp,
+            email,
+            phone,
+            role: text(&s.role_attribute),
+            status: text(&s.status_attribute),
+            deletion_mark: entity
+                .get("DeletionMark")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            extra: self.extras(entity),
+        }
+    }
+
+    /// Top-level string properties that are neither standard nor mapped: the extra attributes.
+    fn extras(&self, entity: &Map<String, Value>) -> BTreeMap<String, String> {
+        let s = &self.schema;
+        let known: [&str; 17] = [
+            "Ref_Key",
+            "DataVersion",
+            "Code",
+            "Description",
+            "DeletionMark",
+            "Predefined",
+            "PredefinedDataName",
+            "IsFolder",
+            "НаименованиеПолное",
+            "ЮридическоеФизическоеЛицо",
+            "ИНН",
+            "КПП",
+            CONTACT_INFO,
+            &s.platform_id_attribute,
+            &s.role_attribute,
+            &s.status_attribute,
+            &s.contact_person_attribute,
+        ];
+        entity
+            .iter()
+            .filter(|(name, _)| {
+                !known.contains(&name.as_str())
+                    && Some(name.as_str()) != s.modified_at_attribute.as_deref()
+                    && !name.contains('@')
+                    && !name.ends_with("_Key")
+                    && !name.ends_with("_Type")
+            })
+            .filter_map(|(name, value)| match value {
+                Value::String(v) if !v.is_empty() && v != ZERO_GUID && v != EMPTY_DATE => {
+                    Some((name.clone(), v.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn modified_at(&self, entity: &Map<String, Value>) -> Option<String> {
+        let attribute = self.schema.modified_at_attribute.as_deref()?;
+        entity
+            .get(attribute)
+            .and_then(Value::as_str)
+            .filter(|v| *v != EMPTY_DATE && valid_datetime(v))
+            .map(str::to_owned)
+    }
+}
+
+fn contact_rows(cp: &Counterparty) -> Vec<Value> {
+    let mut rows = Vec::new();
+    if let Some(email) = &cp.email {
+        rows.push(serde_json::json!({
+            "LineNumber": (rows.len() + 1).to_string(),
+            "Тип": EMAIL_TYPE,
+            "Представление": email,
+            "АдресЭП": email,
+        }));
+    }
+    if let Some(phone) = &cp.phone {
+        rows.push(serde_json::json!({
+            "LineNumber": (rows.len() + 1).to_string(),
+            "Тип": PHONE_TYPE,
+            "Представление": phone,
+            "НомерТелефона": phone,
+        }));
+    }
+    rows
+}
+
+fn contacts_from_rows(rows: Option<&Value>) -> (Option<String>, Option<String>) {
+    let mut email = None;
+    let mut phone = None;
+    for row in rows.and_then(Value::as_array).into_iter().flatten() {
+        let field = |name: &str| {
+            row.get(name)
+                .and_then(Value::as_str)
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        match row.get("Тип").and_then(Value::as_str) {
+            Some(EMAIL_TYPE) if email.is_none() => {
+                email = field("АдресЭП").or_else(|| field("Представление"));
+            }
+            Some(PHONE_TYPE) if phone.is_none() => {
+                phone = field("НомерТелефона").or_else(|| field("Представление"));
+            }
+            _ => {}
+        }
+    }
+    (email, phone)
+}
+
+fn guid_from_location(location: &str) -> Option<String> {
+    let decoded = percent_encoding::percent_decode_str(location).decode_utf8_lossy();
+    let start = decoded.find("guid'")? + "guid'".len();
+    let len = decoded[start..].find('\'')?;
+    let guid = uuid::Uuid::parse_str(&decoded[start..start + len]).ok()?;
+    Some(guid.hyphenated().to_string())
+}
+
+fn parse_value(response: &Response) -> Result<Value, OneCError> {
+    serde_json::from_slice(&response.body).map_err(|e| {
+        malformed(
+            response.status,
+            "body is not the expected JSON",
+            Some(Box::new(e)),
+        )
+    })
+}
+
+fn entity(response: &Response) -> Result<Map<String, Value>, OneCError> {
+    match parse_value(response)? {
+        Value::Object(map) => Ok(map),
+        _ => Err(malformed(response.status, "entity is not an object", None)),
+    }
+}
+
+fn entities(response: &Response) -> Result<Vec<Map<String, Value>>, OneCError> {
+    let Value::Object(mut body) = parse_value(response)? else {
+        return Err(malformed(response.status, "answer is not an object", None));
+    };
+    let Some(Value::Array(items)) = body.remove("value") else {
+        return Err(malformed(
+            response.status,
+            "answer has no value array",
+            None,
+        ));
+    };
+    items
+        .into_iter()
+        .map(|item| match item {
+            Value::Object(map) if has_ref(&map) => Ok(map),
+            _ => Err(malformed(response.status, "an entity has no Ref_Key", None)),
+        })
+        .collect()
+}
+
+fn has_ref(entity: &Map<String, Value>) -> bool {
+    entity
+        .get("Ref_Key")
+        .and_then(Value::as_str)
+        .is_some_and(|r| !r.is_empty() && r != ZERO_GUID)
+}
+
+fn ref_and_version(
+    entity: &Map<String, Value>,
+    status: StatusCode,
+) -> Result<(String, String), OneCError> {
+    let get = |name: &str| {
+        entity
+            .get(name)
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty() && *v != ZERO_GUID)
+            .map(str::to_owned)
+    };
+    let ref_key = get("Ref_Key").ok_or_else(|| malformed(status, "answer has no Ref_Key", None))?;
+    let version =
+        get("DataVersion").ok_or_else(|| malformed(status, "answer has no DataVersion", None))?;
+    Ok((ref_key, version))
+}
+
+fn is_not_found(error: &OneCError) -> bool {
+    // 1C answers a missing entity with 404 and an odata.error body; a bare or HTML 404 means
+    // a wrong publication and stays an error.
+    matches!(
+        error,
+        OneCError::Rejected {
+            status: 404,
+            code: Some(_),
+            ..
+        }
+    )
+}
+
+/// Of several counterparties with one platform id (created in 1C by hand), the oldest.
+fn oldest(mut found: Vec<Map<String, Value>>) -> Option<Map<String, Value>> {
+    let key = |e: &Map<String, Value>| {
+        (
+            e.get("Code")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned(),
+            e.get("Ref_Key")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned(),
+        )
+    };
+    found.sort_by_key(key);
+    found.into_iter().next()
+}
+
+#[async_trait]
+impl OneCClient for ODataClient {
+    async fn upsert_customer(&self, cp: &Counterparty) -> Result<UpsertOutcome, OneCError> {
+        if cp.platform_id.trim().is_empty() {
+            return Err(OneCError::InvalidRequest("platform id is empty".into()));
+        }
+        // Look up first, so a retried create whose first answer was lost updates instead.
+        let found = self.lookup(&cp.platform_id).await?;
+        if found.len() > 1 {
+            tracing::warn!(
+                platform_id = %cp.platform_id,
+                duplicates = found.len(),
+                "1C holds several counterparties with this platform id; updating the oldest"
+            );
+        }
+        let body = Value::Object(self.entity_body(cp));
+        match oldest(found) {
+            Some(existing) => {
+                let (ref_key, _) = ref_and_version(&existing, StatusCode::OK)?;
+                let request = self
+                    .http
+                    .request(Method::PATCH, self.entity_url(&ref_key)?)
+                    .json(&body);
+                let response = self.http.send("upsert_customer", request).await?;
+                let (onec_id, data_version) = self.written(&response, Some(&ref_key)).await?;
+                Ok(UpsertOutcome {
+                    onec_id,
+                    data_version,
+                    created: false,
+                })
+            }
+            None => {
+                let url = self.collection_url(&[("$format", "json")]);
+                let request = self.http.request(Method::POST, url).json(&body);
+                let response = self.http.send("upsert_customer", request).await?;
+                let (onec_id, data_version) = self.written(&response, None).await?;
+                Ok(UpsertOutcome {
+                    onec_id,
+                    data_version,
+                    created: true,
+                })
+            }
+        }
+    }
+
+    async fn fetch_customer(&self, onec_id: &str) -> Result<Option<Counterparty>, OneCError> {
+        match self.get_entity("fetch_customer", onec_id).await? {
+            Some(entity) => {
+                if !has_ref(&entity) {
+                    return Err(malformed(StatusCode::OK, "entity has no Ref_Key", None));
+                }
+                Ok(Some(self.read_entity(&entity)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    async fn find_by_platform_id(
+        &self,
+        platform_id: &str,
+    ) -> Result<Option<Counterparty>, OneCError> {
+        let found = self.lookup(platform_id).await?;
+        if found.len() > 1 {
+            tracing::warn!(
+                platform_id,
+                duplicates = found.len(),
+                "1C holds several counterparties with this platform id; using the oldest"
+            );
+        }
+        Ok(oldest(found).map(|e| self.read_entity(&e)))
+    }
+
+    async fn list_changed(
+        &self,
+        watermark: Option<&str>,
+        cursor: Option<&str>,
+        page_size: u32,
+    ) -> Result<ChangePage, OneCError> {
+        let top = page_size.max(1);
+        let cursor = match cursor {
+            Some(text) => Cursor::decode(text)
+                .ok_or_else(|| OneCError::InvalidRequest("unreadable change cursor".into()))?,
+            None => {
+                let since = watermark.filter(|w| !w.is_empty()).map(str::to_owned);
+                if since.as_deref().is_some_and(|w| !valid_datetime(w)) {
+                    return Err(OneCError::InvalidRequest(
+                        "watermark is not a 1C date (YYYY-MM-DDTHH:MM:SS)".into(),
+                    ));
+                }
+                Cursor { skip: 0, since }
+            }
+        };
+        let attribute = self.schema.modified_at_attribute.as_deref();
+        let filter = match (attribute, &cursor.since) {
+            (Some(attr), Some(since)) => Some(format!("{attr} ge datetime'{since}'")),
+            _ => None,
+        };
+        let orderby = match attribute {
+            Some(attr) => format!("{attr} asc,Ref_Key asc"),
+            None => "Ref_Key asc".to_owned(),
+        };
+        let top_text = top.to_string();
+        let skip_text = cursor.skip.to_string();
+        let mut pairs = vec![("$format", "json")];
+        if let Some(filter) = &filter {
+            pairs.push(("$filter", filter));
+        }
+        pairs.push(("$orderby", &orderby));
+        pairs.push(("$top", &top_text));
+        pairs.push(("$skip", &skip_text));
+        let url = self.collection_url(&pairs);
+        let response = self
+            .http
+            .send("list_changed", self.http.request(Method::GET, url))
+            .await?;
+        let found = entities(&response)?;
+        let page_max = found.iter().filter_map(|e| self.modified_at(e)).max();
+        let watermark = match (cursor.since.clone(), page_max) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        let next_cursor = (found.len() as u64 >= u64::from(top)).then(|| {
+            Cursor {
+                skip: cursor.skip + found.len() as u64,
+                since: cursor.since.clone(),
+            }
+            .encode()
+        });
+        Ok(ChangePage {
+            items: found.iter().map(|e| self.read_entity(e)).collect(),
+            next_cursor,
+            watermark: if attribute.is_some() { watermark } else { None },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::onec::config::{Credentials, Transport};
+
+    fn client() -> ODataClient {
+        let config = OneCConfig::new(
+            url::Url::parse("https://1c.example.ru/trade/").unwrap(),
+            Transport::OData,
+            Credentials::new("u", "p"),
+            false,
+        )
+        .unwrap();
+        ODataClient::new(&config).unwrap()
+    }
+
+    fn legal() -> Counterparty {
+        Counterparty {
+            platform_id: "p-1".into(),
+            onec_id: None,
+            data_version: None,
+            kind: CounterpartyKind::LegalEntity,
+            name: "Ромашка".into(),
+            full_name: "ООО \"Ромашка\"".into(),
+            first_name: None,
+            last_name: None,
+            contact_person: Some("Петров Пётр".into()),
+            inn: Some("7707083893".into()),
+            kpp: Some("770701001".into()),
+            email: Some("info@romashka.ru".into()),
+            phone: Some("+79123456789".into()),
+            role: Some("Опт".into()),
+            status: Some("Активен".into()),
+            deletion_mark: false,
+            extra: BTreeMap::from([("Город".into(), "Казань".into())]),
+        }
+    }
+
+    #[test]
+    fn the_catalog_path_is_percent_encoded_utf8() {
+        let url = client().collection_url(&[("$format", "json")]);
+        assert_eq!(
+            url.as_str(),
+            "https://1c.example.ru/trade/odata/standard.odata/\
+             Catalog_%D0%9A%D0%BE%D0%BD%D1%82%D1%80%D0%B0%D0%B3%D0%B5%D0%BD%D1%82%D1%8B\
+             ?$format=json"
+        );
+    }
+
+    #[test]
+    fn an_entity_url_addresses_the_guid_and_refuses_anything_else() {
+        let c = client();
+        let url = c
+            .entity_url("1FA1A135-D89B-11E6-8343-40167E2531C3")
+            .unwrap();
+        assert!(url
+            .as_str()
+            .ends_with("(guid'1fa1a135-d89b-11e6-8343-40167e2531c3')?$format=json"));
+        assert!(matches!(
+            c.entity_url("x') or true or ('"),
+            Err(OneCError::InvalidRequest(_))
+        ));
+    }
+
+    #[test]
+    fn a_filter_literal_doubles_quotes_and_the_query_encodes_spaces_and_cyrillic() {
+        let filter = format!("ИдентификаторНаСайте eq {}", string_literal("o'brien&co"));
+        assert_eq!(filter, "ИдентификаторНаСайте eq 'o''brien&co'");
+        let q = query(&[("$format", "json"), ("$filter", &filter)]);
+        assert!(q.starts_with("$format=json&$filter=%D0%98"), "{q}");
+        assert!(q.ends_with("%20eq%20'o''brien%26co'"), "{q}");
+    }
+
+    #[test]
+    fn an_odata_error_yields_its_string_code_and_message_value() {
+        let body =
+            r#"{"odata.error":{"code":"-1","message":{"lang":"ru","value":"Не заполнен ИНН"}}}"#;
+        let detail = parse_error_body(body.as_bytes()).unwrap();
+        assert_eq!(detail.code.as_deref(), Some("-1"));
+        assert_eq!(detail.message.as_deref(), Some("Не заполнен ИНН"));
+        let numeric = parse_error_body(br#"{"odata.error":{"code":9,"message":"x"}}"#).unwrap();
+        assert_eq!(numeric.code.as_deref(), Some("9"));
+        assert!(parse_error_body(br#"{"error":{}}"#).is_none());
+    }
+
+    #[test]
+    fn a_counterparty_survives_the_trip_through_an_entity() {
+        // Given a counterparty written as an entity, with what 1C adds on its side
+        let c = client();
+        let mut entity = c.entity_body(&legal());
+        entity.insert(
+            "Ref_Key".into(),
+            "1fa1a135-d89b-11e6-8343-40167e2531c3".into(),
+        );
+        entity.insert("DataVersion".into(), "AAAAAAAETag=".into());
+        entity.insert("Code".into(), "00-000021".into());
+        entity.insert("Parent_Key".into(), ZERO_GUID.into());
+        entity.insert("ДатаИзменения".into(), "2026-11-28T15:04:05".into());
+
+        // When it is read back
+        let cp = c.read_entity(&entity);
+
+        // Then it equals the original plus 1C's reference and version
+        let mut expected = legal();
+        expected.onec_id = Some("1fa1a135-d89b-11e6-8343-40167e2531c3".into());
+        expected.data_version = Some("AAAAAAAETag=".into());
+        assert_eq!(cp, expected);
+    }
+
+    #[test]
+    fn contact_information_is_sent_whole_with_line_numbers() {
+        let entity = client().entity_body(&legal());
+        let rows = entity[CONTACT_INFO].as_array().unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0]["LineNumber"], "1");
+        assert_eq!(rows[0]["Тип"], EMAIL_TYPE);
+        assert_eq!(rows[0]["АдресЭП"], "info@romashka.ru");
+        assert_eq!(rows[1]["LineNumber"], "2");
+        assert_eq!(rows[1]["НомерТелефона"], "+79123456789");
+        assert_eq!(entity["ЮридическоеФизическоеЛицо"], LEGAL_ENTITY);
+        assert_eq!(entity["ИдентификаторНаСайте"], "p-1");
+    }
+
+    #[test]
+    fn the_all_zero_guid_means_no_reference() {
+        let mut entity = Map::new();
+        entity.insert("Ref_Key".into(), ZERO_GUID.into());
+        entity.insert("Description".into(), "x".into());
+        assert_eq!(client().read_entity(&entity).onec_id, None);
+        assert!(!has_ref(&entity));
+    }
+
+    #[test]
+    fn of_duplicates_the_one_with_the_lowest_code_is_chosen() {
+        let e = |code: &str, r: &str| {
+            let mut m = Map::new();
+            m.insert("Code".into(), code.into());
+            m.insert("Ref_Key".into(), r.into());
+            m
+        };
+        let chosen = oldest(vec![
+            e("00-000031", "b"),
+            e("00-000007", "c"),
+            e("00-000012", "a"),
+        ])
+        .unwrap();
+        assert_eq!(chosen["Ref_Key"], "c");
+    }
+
+    #[test]
+    fn a_cursor_round_trips_and_rejects_injection() {
+        let cursor = Cursor {
+            skip: 40,
+            since: Some("2026-11-28T15:04:05".into()),
+        };
+        assert_eq!(Cursor::decode(&cursor.encode()), Some(cursor));
+        assert_eq!(
+            Cursor::decode("3"),
+            Some(Cursor {
+                skip: 3,
+                since: None
+            })
+        );
+        assert_eq!(Cursor::decode("3|2026' or 1 eq 1"), None);
+        assert_eq!(Cursor::decode("x"), None);
+    }
+
+    #[test]
+    fn the_location_header_yields_the_new_reference() {
+        let location = "https://h/trade/odata/standard.odata/Catalog_%D0%9A(guid'1fa1a135-d89b-11e6-8343-40167e2531c3')";
+        assert_eq!(
+            guid_from_location(location).as_deref(),
+            Some("1fa1a135-d89b-11e6-8343-40167e2531c3")
+        );
+        assert_eq!(guid_from_location("https://h/x"), None);
+    }
+}
