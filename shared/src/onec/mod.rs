@@ -4,13 +4,16 @@
 //! - transports: HTTP service JSON, 1C standard OData, CommerceML 2.10 XML;
 //! - [`OneCError`] classifies every outcome as transient or permanent.
 
+mod commerceml;
 mod config;
 mod error;
 mod http;
 mod json;
 mod odata;
 mod schema;
+mod xml;
 
+pub use commerceml::CommerceMlClient;
 pub use config::{
     Credentials, OneCConfig, OneCConfigError, Secret, Transport, UnknownTransport,
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_HS_ROOT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_REQUEST_TIMEOUT,
@@ -30,11 +33,7 @@ pub fn build_client(config: OneCConfig) -> Result<Arc<dyn OneCClient>, OneCError
     Ok(match config.transport {
         Transport::Json => Arc::new(HttpServiceJsonClient::new(&config)?),
         Transport::OData => Arc::new(ODataClient::new(&config)?),
-        Transport::CommerceMl => {
-            return Err(OneCError::InvalidRequest(
-                "transport commerceml is not built yet".into(),
-            ))
-        }
+        Transport::CommerceMl => Arc::new(CommerceMlClient::new(&config)?),
     })
 }
 
