@@ -6,6 +6,7 @@
 //! queue a schedule dead-letters to), not by logical id, so a rename cannot hide a missing alarm.
 
 use aws_lambda_events::event::dynamodb::EventRecord;
+use local_stack::spec;
 use serde_json::{json, Map, Value};
 use shared::filter::{decide, Decision, FilterPolicy, RemovePolicy};
 use shared::metrics as emitted;
@@ -1021,4 +1022,150 @@ fn explicit_resource_names_derive_from_the_stack_name_so_it_can_be_deployed_twic
     // And no two resources of one type share a name
     let distinct: BTreeSet<_> = named.values().map(|(t, n)| (t.to_string(), n)).collect();
     assert_eq!(distinct.len(), named.len(), "{named:?}");
+}
+
+// ---------------------------------------------------------------- the local stack
+
+/// The template's value of `property`, or `default` where the template leaves it to AWS.
+fn number_or(p: &Value, property: &str, default: u64) -> u64 {
+    p.get(property).map_or(default, number)
+}
+
+#[test]
+fn tables_match_the_local_stack_spec() {
+    for table in spec::TABLES {
+        // Given a table the local stack creates in moto
+        let p = props(table.logical_id);
+        // Then the template defines it with the same keys, stream and TTL
+        let key = |kind: &str| {
+            p["KeySchema"]
+                .as_array()
+                .expect("KeySchema")
+                .iter()
+                .find(|k| k["KeyType"] == kind)
+                .map(|k| text_of(&k["AttributeName"]))
+        };
+        assert_eq!(
+            key("HASH").as_deref(),
+            Some(table.partition_key),
+            "{}",
+            table.logical_id
+        );
+        assert_eq!(
+            key("RANGE").as_deref(),
+            table.sort_key,
+            "{}",
+            table.logical_id
+        );
+        let stream = p["StreamSpecification"]["StreamViewType"].as_str();
+        assert_eq!(
+            stream,
+            table.stream.then_some("NEW_AND_OLD_IMAGES"),
+            "{}",
+            table.logical_id
+        );
+        let ttl = &p["TimeToLiveSpecification"];
+        match table.ttl_attribute {
+            Some(attribute) => {
+                assert_eq!(ttl["AttributeName"], attribute, "{}", table.logical_id);
+                assert_eq!(ttl["Enabled"], json!(true), "{}", table.logical_id);
+            }
+            None => assert!(ttl.is_null(), "{}", table.logical_id),
+        }
+    }
+}
+
+#[test]
+fn queues_match_the_local_stack_spec() {
+    let queues = [
+        spec::PRIORITY_QUEUE,
+        spec::BULK_QUEUE,
+        spec::EXPORT_DLQ,
+        spec::STREAM_FAILURE_QUEUE,
+    ];
+    for queue in queues {
+        // Given a queue the local stack creates in moto
+        let p = props(queue.logical_id);
+        // Then the template gives it the same visibility, retention and redrive
+        let visibility = number_or(p, "VisibilityTimeout", 30);
+        assert_eq!(
+            visibility,
+            u64::from(queue.visibility_timeout_secs.unwrap_or(30)),
+            "{}",
+            queue.logical_id
+        );
+        assert_eq!(
+            number(&p["MessageRetentionPeriod"]),
+            u64::from(queue.retention_secs),
+            "{}",
+            queue.logical_id
+        );
+        let redrive = &p["RedrivePolicy"];
+        match queue.max_receive_count {
+            Some(max) => {
+                assert_eq!(number(&redrive["maxReceiveCount"]), u64::from(max));
+                assert_eq!(
+                    target_of(&redrive["deadLetterTargetArn"]),
+                    Some(spec::EXPORT_DLQ.logical_id)
+                );
+            }
+            None => assert!(redrive.is_null(), "{}", queue.logical_id),
+        }
+    }
+    // And the numbers they derive from are the template's
+    assert_eq!(
+        parameter_default("MaxExportAttempts").map(|v| number(&v)),
+        Some(u64::from(spec::MAX_EXPORT_ATTEMPTS))
+    );
+    assert_eq!(
+        number(&props(exporter())["Timeout"]),
+        u64::from(spec::EXPORTER_TIMEOUT_SECS)
+    );
+    assert_eq!(
+        number(&props(function_of(stream_mapping()))["Timeout"]),
+        u64::from(spec::STREAM_FILTER_TIMEOUT_SECS)
+    );
+}
+
+#[test]
+fn event_source_mappings_match_the_local_stack_pollers() {
+    // Given the stream mapping the local poller imitates
+    let s = spec::USERS_STREAM_MAPPING;
+    let p = props(s.logical_id);
+    assert!(
+        std::ptr::eq(p, stream_mapping()),
+        "{} is the stream mapping",
+        s.logical_id
+    );
+
+    // Then the template configures it the same way
+    assert_eq!(number(&p["BatchSize"]), u64::from(s.batch_size));
+    assert_eq!(
+        number_or(p, "MaximumBatchingWindowInSeconds", 0),
+        u64::from(s.maximum_batching_window_secs)
+    );
+    assert_eq!(
+        number(&p["MaximumRetryAttempts"]),
+        u64::from(s.maximum_retry_attempts)
+    );
+    assert_eq!(
+        number(&p["MaximumRecordAgeInSeconds"]),
+        u64::from(s.maximum_record_age_secs)
+    );
+    assert_eq!(
+        p["BisectBatchOnFunctionError"],
+        json!(s.bisect_batch_on_function_error)
+    );
+    assert_eq!(p["StartingPosition"], s.starting_position);
+
+    // And the SQS mappings as the local SQS poller does
+    let q = spec::EXPORT_QUEUE_MAPPING;
+    for (queue, p) in queue_mappings() {
+        assert_eq!(number(&p["BatchSize"]), u64::from(q.batch_size), "{queue}");
+        assert_eq!(
+            number_or(p, "MaximumBatchingWindowInSeconds", 0),
+            u64::from(q.maximum_batching_window_secs),
+            "{queue}"
+        );
+    }
 }
