@@ -766,7 +766,10 @@ fn dashboard_metrics(body: &Value) -> Vec<(String, String, Vec<String>)> {
                 !strings[0].starts_with('.'),
                 "write metric lines out in full, not with '...': {line}"
             );
-            assert!(strings.len() % 2 == 0, "dimension without value: {line}");
+            assert!(
+                strings.len().is_multiple_of(2),
+                "dimension without value: {line}"
+            );
             let dims = strings[2..].chunks(2).map(|kv| kv[0].to_owned()).collect();
             Some((strings[0].to_owned(), strings[1].to_owned(), dims))
         })
