@@ -1,1 +1,386 @@
-//! TODO(owner): see module list in lib.rs
+//! `CustomerExportService`: one export message → the customer's current data in 1C → the row's
+//! bookkeeping updated → a sync log entry.
+//!
+//! The message only names the customer; the service always reads the current row, so duplicated,
+//! reordered and stale messages are harmless: an export of an already synced version is skipped,
+//! and the conditional write-back never lets an older export overwrite a newer one. 1C's upsert is
+//! keyed by the platform id, so a retry after a lost response creates no duplicate.
+
+use crate::domain::Customer;
+use crate::error::{Classify, ErrorClass};
+use crate::mapping::{CustomerDataMapper, ExtraAttributes, ValidationErrors};
+use crate::message::{ExportMessage, ExportReason};
+use crate::metrics::{Dimension, Metrics, ONEC_CALL_LATENCY};
+use crate::onec::{Counterparty, OneCClient, OneCError, UpsertOutcome};
+use crate::ports::{
+    CustomerStore, ExportSuccess, StoreError, StoredCustomer, SyncLog, WriteOutcome,
+};
+use crate::sync_log::{CustomerSyncLog, SyncDetails, SyncLogStatus, SyncOperation};
+use chrono::Utc;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Why an export message needed no call to 1C (or, for a deactivation, no change).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipReason {
+    /// The row is gone and the message is not a deactivation.
+    CustomerDeleted,
+    /// The customer came from 1C; it is never exported back.
+    CreatedIn1c,
+    /// 1C already holds this version (a redelivery or a stale message).
+    AlreadySynced,
+    /// A deactivation for a customer 1C does not know.
+    NotIn1c,
+    /// A deactivation for a counterparty that already carries the deletion mark.
+    AlreadyDeactivated,
+}
+
+impl SkipReason {
+    /// Stable name for metrics (`Reason` dimension) and the sync log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::CustomerDeleted => "customer_deleted",
+            SkipReason::CreatedIn1c => "created_in_1c",
+            SkipReason::AlreadySynced => "already_synced",
+            SkipReason::NotIn1c => "not_in_1c",
+            SkipReason::AlreadyDeactivated => "already_deactivated",
+        }
+    }
+}
+
+/// What an export did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExportOutcome {
+    /// 1C holds the customer; `write` says whether the row recorded it or already recorded a
+    /// newer export.
+    Exported {
+        onec_id: String,
+        created: bool,
+        exported_version: u64,
+        write: WriteOutcome,
+    },
+    /// The counterparty now carries the deletion mark.
+    Deactivated {
+        onec_id: String,
+    },
+    Skipped(SkipReason),
+}
+
+/// Why an export failed; [`Classify`] decides between retry and dead letter.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// The customer's data cannot be sent to 1C as it is (bad INN, phone…). Permanent.
+    #[error("customer data is not valid for 1C: {0}")]
+    Validation(#[source] ValidationErrors),
+
+    #[error("{0}")]
+    OneC(#[source] OneCError),
+
+    #[error("{0}")]
+    Store(#[source] StoreError),
+}
+
+impl ExportError {
+    /// A short stable name for metrics, the sync log and DLQ attributes.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ExportError::Validation(_) => "validation",
+            ExportError::OneC(err) => err.kind(),
+            ExportError::Store(err) => err.kind(),
+        }
+    }
+
+    /// How long 1C asked us to wait, if it did.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            ExportError::OneC(err) => err.retry_after(),
+            _ => None,
+        }
+    }
+
+    /// Whether this is 1C failing transiently (what the circuit breaker counts).
+    pub fn is_transient_onec_failure(&self) -> bool {
+        matches!(self, ExportError::OneC(err) if err.is_retryable())
+    }
+}
+
+impl Classify for ExportError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            ExportError::Validation(_) => ErrorClass::Permanent,
+            ExportError::OneC(err) => err.class(),
+            ExportError::Store(err) => err.class(),
+        }
+    }
+}
+
+impl From<StoreError> for ExportError {
+    fn from(err: StoreError) -> Self {
+        ExportError::Store(err)
+    }
+}
+
+impl From<OneCError> for ExportError {
+    fn from(err: OneCError) -> Self {
+        ExportError::OneC(err)
+    }
+}
+
+impl From<ValidationErrors> for ExportError {
+    fn from(err: ValidationErrors) -> Self {
+        ExportError::Validation(err)
+    }
+}
+
+/// Exports customers to 1C and records the result.
+pub struct CustomerExportService {
+    store: Arc<dyn CustomerStore>,
+    sync_log: Arc<dyn SyncLog>,
+    onec: Arc<dyn OneCClient>,
+    mapper: CustomerDataMapper,
+    metrics: Arc<Metrics>,
+    /// `json`, `odata` or `commerceml`: the `Transport` dimension and a sync log detail.
+    transport: String,
+}
+
+impl CustomerExportService {
+    pub fn new(
+        store: Arc<dyn CustomerStore>,
+        sync_log: Arc<dyn SyncLog>,
+        onec: Arc<dyn OneCClient>,
+        mapper: CustomerDataMapper,
+        metrics: Arc<Metrics>,
+        transport: impl Into<String>,
+    ) -> Self {
+        Self {
+            store,
+            sync_log,
+            onec,
+            mapper,
+            metrics,
+            transport: transport.into(),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn CustomerStore> {
+        &self.store
+    }
+
+    pub fn sync_log(&self) -> &Arc<dyn SyncLog> {
+        &self.sync_log
+    }
+
+    pub fn transport(&self) -> &str {
+        &self.transport
+    }
+
+    /// Exports the customer the message names (or marks it deleted in 1C for a deactivation).
+    pub async fn export_customer_to_1c(
+        &self,
+        msg: &ExportMessage,
+    ) -> Result<ExportOutcome, ExportError> {
+        if msg.reason == ExportReason::Deactivation {
+            return self.deactivate(msg).await;
+        }
+        let Some(StoredCustomer { customer, extra }) = self.store.load(&msg.customer_id).await?
+        else {
+            self.log(
+                CustomerSyncLog::new(
+                    &msg.customer_id,
+                    SyncOperation::ExportTo1c,
+                    SyncLogStatus::Skipped,
+                    Utc::now(),
+                )
+                .with_details(SyncDetails {
+                    message: Some(format!(
+                        "{}: the user no longer exists",
+                        SkipReason::CustomerDeleted.as_str()
+                    )),
+                    version: Some(msg.version),
+                    ..SyncDetails::default()
+                }),
+            )
+            .await;
+            return Ok(ExportOutcome::Skipped(SkipReason::CustomerDeleted));
+        };
+        if customer.created_in_1c {
+            return Ok(ExportOutcome::Skipped(SkipReason::CreatedIn1c));
+        }
+        if customer.is_in_sync() {
+            return Ok(ExportOutcome::Skipped(SkipReason::AlreadySynced));
+        }
+        let counterparty = self.map(&customer, &extra)?;
+        let (upserted, duration_ms) = self.upsert(&counterparty).await?;
+        let at = Utc::now();
+        let write = self
+            .store
+            .record_export_success(
+                &customer.id,
+                &ExportSuccess {
+                    onec_id: upserted.onec_id.clone(),
+                    onec_version: upserted.data_version.clone(),
+                    exported_version: customer.version,
+                    at,
+                },
+            )
+            .await?;
+        if write == WriteOutcome::Stale {
+            // Another delivery recorded this version (or a newer one) first; 1C got the same
+            // data twice, which the upsert by platform id makes harmless.
+            tracing::info!(
+                customer_id = %customer.id,
+                version = customer.version,
+                "the row already records this export or a newer one"
+            );
+        }
+        self.log(
+            CustomerSyncLog::new(
+                &customer.id,
+                SyncOperation::ExportTo1c,
+                SyncLogStatus::Success,
+                at,
+            )
+            .with_details(SyncDetails {
+                onec_id: Some(upserted.onec_id.clone()),
+                transport: Some(self.transport.clone()),
+                duration_ms: Some(duration_ms),
+                version: Some(customer.version),
+                ..SyncDetails::default()
+            }),
+        )
+        .await;
+        Ok(ExportOutcome::Exported {
+            onec_id: upserted.onec_id,
+            created: upserted.created,
+            exported_version: customer.version,
+            write,
+        })
+    }
+
+    fn map(
+        &self,
+        customer: &Customer,
+        extra: &ExtraAttributes,
+    ) -> Result<Counterparty, ExportError> {
+        Ok(self.mapper.map_platform_to_1c(customer, extra)?)
+    }
+
+    /// The row is usually gone: find the counterparty by platform id (or the reference the
+    /// removed row carried) and set its deletion mark — never a physical delete.
+    async fn deactivate(&self, msg: &ExportMessage) -> Result<ExportOutcome, ExportError> {
+        let mut found = self.onec.find_by_platform_id(&msg.customer_id).await?;
+        if found.is_none() {
+            if let Some(onec_id) = msg.onec_id.as_deref() {
+                found = self.onec.fetch_customer(onec_id).await?;
+            }
+        }
+        let Some(mut counterparty) = found else {
+            return Ok(ExportOutcome::Skipped(SkipReason::NotIn1c));
+        };
+        if counterparty.deletion_mark {
+            return Ok(ExportOutcome::Skipped(SkipReason::AlreadyDeactivated));
+        }
+        counterparty.deletion_mark = true;
+        let (upserted, duration_ms) = self.upsert(&counterparty).await?;
+        let at = Utc::now();
+        self.log(
+            CustomerSyncLog::new(
+                &msg.customer_id,
+                SyncOperation::DeactivateIn1c,
+                SyncLogStatus::Success,
+                at,
+            )
+            .with_details(SyncDetails {
+                onec_id: Some(upserted.onec_id.clone()),
+                transport: Some(self.transport.clone()),
+                duration_ms: Some(duration_ms),
+                version: Some(msg.version),
+                ..SyncDetails::default()
+            }),
+        )
+        .await;
+        Ok(ExportOutcome::Deactivated {
+            onec_id: upserted.onec_id,
+        })
+    }
+
+    async fn upsert(&self, counterparty: &Counterparty) -> Result<(UpsertOutcome, u64), OneCError> {
+        let started = Instant::now();
+        let result = self.onec.upsert_customer(counterparty).await;
+        let elapsed = started.elapsed();
+        self.metrics.duration_ms(
+            ONEC_CALL_LATENCY,
+            elapsed.as_secs_f64() * 1000.0,
+            &[(Dimension::Transport, &self.transport)],
+        );
+        let duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+        result.map(|outcome| (outcome, duration_ms))
+    }
+
+    /// The log is for operators; failing to write it must not undo or repeat an export.
+    async fn log(&self, entry: CustomerSyncLog) {
+        if let Err(err) = self.sync_log.append(entry).await {
+            tracing::warn!(error = %err, "cannot append to the sync log");
+        }
+    }
+}
+
+/// A failed attempt as the row and the sync log record it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailureReport {
+    pub status: crate::ports::FailureStatus,
+    /// Readable, free of contact data; becomes `sync_error_message`.
+    pub message: String,
+    pub error_class: ErrorClass,
+    pub error_kind: String,
+    /// The SQS receive count of the attempt.
+    pub attempt: u32,
+}
+
+impl CustomerExportService {
+    /// Records a failed attempt on the row (unless it is already synced at the message's version
+    /// or gone) and in the sync log.
+    pub async fn record_failure(
+        &self,
+        msg: &ExportMessage,
+        report: &FailureReport,
+    ) -> Result<WriteOutcome, StoreError> {
+        let at = Utc::now();
+        let write = self
+            .store
+            .record_export_failure(
+                &msg.customer_id,
+                &crate::ports::ExportFailure {
+                    status: report.status,
+                    message: report.message.clone(),
+                    attempts: report.attempt,
+                    version: msg.version,
+                    at,
+                },
+            )
+            .await;
+        let operation = match msg.reason {
+            ExportReason::Deactivation => SyncOperation::DeactivateIn1c,
+            _ => SyncOperation::ExportTo1c,
+        };
+        let status = match report.status {
+            crate::ports::FailureStatus::Retrying => SyncLogStatus::Retrying,
+            crate::ports::FailureStatus::Error => SyncLogStatus::Error,
+        };
+        self.log(
+            CustomerSyncLog::new(&msg.customer_id, operation, status, at).with_details(
+                SyncDetails {
+                    error_class: Some(report.error_class),
+                    error_kind: Some(report.error_kind.clone()),
+                    message: Some(report.message.clone()),
+                    attempt: Some(report.attempt),
+                    transport: Some(self.transport.clone()),
+                    version: Some(msg.version),
+                    ..SyncDetails::default()
+                },
+            ),
+        )
+        .await;
+        write
+    }
+}

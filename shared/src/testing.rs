@@ -9,7 +9,7 @@ use crate::message::Lane;
 use crate::onec::{ChangePage, Counterparty, OneCClient, OneCError, UpsertOutcome};
 use crate::ports::{
     CustomerStore, DeadLetter, ExportFailure, ExportSuccess, FailureStatus, MessageControl,
-    MessageControlError, StoreError, SyncLog, WriteOutcome,
+    MessageControlError, StoreError, StoredCustomer, SyncLog, WriteOutcome,
 };
 use crate::sync_log::SyncLogEntry;
 use async_trait::async_trait;
@@ -147,17 +147,31 @@ fn status_value(status: SyncStatus) -> Value {
 
 #[async_trait]
 impl CustomerStore for FakeCustomerStore {
-    async fn get(&self, id: &str) -> Result<Option<Customer>, StoreError> {
+    async fn load(&self, id: &str) -> Result<Option<StoredCustomer>, StoreError> {
         self.injected_failure()?;
         let Some(row) = self.row(id) else {
             return Ok(None);
         };
-        serde_json::from_value(row)
-            .map(Some)
-            .map_err(|err| StoreError::Undecodable {
-                id: id.to_owned(),
-                source: Box::new(err),
-            })
+        let extra = match &row {
+            Value::Object(map) => map
+                .iter()
+                .filter_map(|(name, value)| {
+                    let text = match value {
+                        Value::String(s) => s.clone(),
+                        Value::Number(n) => n.to_string(),
+                        Value::Bool(b) => b.to_string(),
+                        _ => return None,
+                    };
+                    Some((name.clone(), text))
+                })
+                .collect(),
+            _ => BTreeMap::new(),
+        };
+        let customer = serde_json::from_value(row).map_err(|err| StoreError::Undecodable {
+            id: id.to_owned(),
+            source: Box::new(err),
+        })?;
+        Ok(Some(StoredCustomer { customer, extra }))
     }
 
     async fn mark_pending(&self, id: &str, version: u64) -> Result<WriteOutcome, StoreError> {
@@ -274,6 +288,8 @@ impl SyncLog for FakeSyncLog {
 /// What the fake 1C does with the next call.
 #[derive(Debug)]
 pub enum Scripted {
+    /// Behave normally (lets a script put successes between failures).
+    Pass,
     /// Fail without touching the store.
     Fail(OneCError),
     /// Apply the call, then fail as if the response was lost.
@@ -371,7 +387,7 @@ impl OneCClient for FakeOneCClient {
         let lost = match self.enter().await {
             Some(Scripted::Fail(err)) => return Err(err),
             Some(Scripted::CommitThenFail(err)) => Some(err),
-            None => None,
+            Some(Scripted::Pass) | None => None,
         };
         let outcome = {
             let mut all = lock(&self.counterparties);

@@ -7,7 +7,8 @@
 use crate::domain::{Customer, SyncStatus};
 use crate::error::ErrorClass;
 use crate::ports::{
-    CustomerStore, ExportFailure, ExportSuccess, FailureStatus, StoreError, SyncLog, WriteOutcome,
+    CustomerStore, ExportFailure, ExportSuccess, FailureStatus, StoreError, StoredCustomer,
+    SyncLog, WriteOutcome,
 };
 use crate::sync_log::{SyncLogEntry, DEFAULT_RETENTION_DAYS};
 use async_trait::async_trait;
@@ -49,6 +50,23 @@ fn s(value: impl Into<String>) -> AttributeValue {
 
 fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
+}
+
+/// String, number and boolean attributes as strings; sets, lists, maps and binaries are not
+/// something a 1C attribute can take and are left out.
+fn scalar_attributes(
+    item: &std::collections::HashMap<String, AttributeValue>,
+) -> std::collections::BTreeMap<String, String> {
+    item.iter()
+        .filter_map(|(name, value)| {
+            let text = match value {
+                AttributeValue::S(s) | AttributeValue::N(s) => s.clone(),
+                AttributeValue::Bool(b) => b.to_string(),
+                _ => return None,
+            };
+            Some((name.clone(), text))
+        })
+        .collect()
 }
 
 fn timestamp(at: DateTime<Utc>) -> String {
@@ -113,7 +131,7 @@ impl DynamoDbCustomerStore {
 
 #[async_trait]
 impl CustomerStore for DynamoDbCustomerStore {
-    async fn get(&self, id: &str) -> Result<Option<Customer>, StoreError> {
+    async fn load(&self, id: &str) -> Result<Option<StoredCustomer>, StoreError> {
         let output = self
             .client
             .get_item()
@@ -128,12 +146,13 @@ impl CustomerStore for DynamoDbCustomerStore {
         let Some(item) = output.item else {
             return Ok(None);
         };
-        serde_dynamo::from_item(item)
-            .map(Some)
-            .map_err(|err| StoreError::Undecodable {
+        let extra = scalar_attributes(&item);
+        let customer: Customer =
+            serde_dynamo::from_item(item).map_err(|err| StoreError::Undecodable {
                 id: id.to_owned(),
                 source: Box::new(err),
-            })
+            })?;
+        Ok(Some(StoredCustomer { customer, extra }))
     }
 
     async fn mark_pending(&self, id: &str, version: u64) -> Result<WriteOutcome, StoreError> {

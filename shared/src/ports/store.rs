@@ -1,11 +1,13 @@
 //! Storage ports: the users table (bookkeeping writes), the sync log, and control of a received
 //! queue message (backing it off, dead-lettering it), which the exporter needs beside them.
 
+use crate::domain::Customer;
 use crate::error::{Classify, ErrorClass};
 use crate::message::Lane;
 use crate::sync_log::SyncLogEntry;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -50,11 +52,24 @@ pub struct ExportFailure {
     pub at: DateTime<Utc>,
 }
 
+/// A row as read: the customer, and its other scalar attributes as strings, from which the
+/// mapping file's extra fields are taken (`crate::mapping::ExtraAttributes`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StoredCustomer {
+    pub customer: Customer,
+    pub extra: BTreeMap<String, String>,
+}
+
 /// The `users` table as onec-sync sees it. Every write is a conditional update of bookkeeping
 /// attributes only, so platform attributes (known or not) are never overwritten.
 #[async_trait]
 pub trait CustomerStore: Send + Sync {
-    async fn get(&self, id: &str) -> Result<Option<crate::domain::Customer>, StoreError>;
+    /// The current row (strongly consistent), or `None` when there is none.
+    async fn load(&self, id: &str) -> Result<Option<StoredCustomer>, StoreError>;
+
+    async fn get(&self, id: &str) -> Result<Option<Customer>, StoreError> {
+        Ok(self.load(id).await?.map(|stored| stored.customer))
+    }
 
     /// Flags the row for export if it is still at `version`.
     async fn mark_pending(&self, id: &str, version: u64) -> Result<WriteOutcome, StoreError>;
