@@ -1,0 +1,211 @@
+//! The exporter's configuration, read from the environment once per cold start.
+
+use shared::backoff::DEFAULT_BREAKER_THRESHOLD;
+use shared::config::{optional, parsed_or, required, ConfigError};
+use shared::metrics::DEFAULT_NAMESPACE;
+use shared::sync_log::DEFAULT_RETENTION_DAYS;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where the 1C login comes from.
+#[derive(Clone, PartialEq, Eq)]
+pub enum CredentialsSource {
+    /// A Secrets Manager secret `{"username","password"}` (`ONEC_SECRET_ARN`).
+    Secret { secret_id: String },
+    /// `ONEC_USERNAME`/`ONEC_PASSWORD`, accepted only with `ONEC_ALLOW_INSECURE_HTTP=true`
+    /// (the local stack and tests).
+    Plain { username: String, password: String },
+}
+
+impl std::fmt::Debug for CredentialsSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CredentialsSource::Secret { secret_id } => f
+                .debug_struct("Secret")
+                .field("secret_id", secret_id)
+                .finish(),
+            CredentialsSource::Plain { .. } => f
+                .debug_struct("Plain")
+                .field("username", &"***")
+                .field("password", &"***")
+                .finish(),
+        }
+    }
+}
+
+/// Everything the exporter reads from its environment.
+#[derive(Debug, Clone)]
+pub struct ExporterConfig {
+    pub users_table: String,
+    pub sync_log_table: String,
+    pub priority_queue_url: String,
+    pub bulk_queue_url: String,
+    pub dlq_url: String,
+    pub onec_base_url: String,
+    /// `json`, `odata` or `commerceml`.
+    pub onec_transport: String,
+    pub onec_hs_root: String,
+    pub onec_allow_insecure_http: bool,
+    pub credentials: CredentialsSource,
+    pub mapping_file: Option<PathBuf>,
+    /// Equals the queues' `maxReceiveCount`.
+    pub max_attempts: u32,
+    pub concurrency: usize,
+    pub backoff_base: Duration,
+    pub backoff_cap: Duration,
+    pub breaker_threshold: u32,
+    pub metrics_namespace: String,
+    /// The `Function` metric dimension: the deployed function's name.
+    pub function_name: String,
+    pub sync_log_retention_days: u32,
+}
+
+impl ExporterConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let allow_insecure = parsed_or("ONEC_ALLOW_INSECURE_HTTP", false)?;
+        let credentials = match optional("ONEC_SECRET_ARN") {
+            Some(secret_id) => CredentialsSource::Secret { secret_id },
+            None if allow_insecure => CredentialsSource::Plain {
+                username: required("ONEC_USERNAME")?,
+                password: optional("ONEC_PASSWORD").unwrap_or_default(),
+            },
+            None => return Err(ConfigError::Missing("ONEC_SECRET_ARN")),
+        };
+        let max_attempts: u32 = parsed_or("MAX_EXPORT_ATTEMPTS", 5)?;
+        let concurrency: usize = parsed_or("EXPORT_CONCURRENCY", 4)?;
+        let base: u64 = parsed_or("BACKOFF_BASE_SECS", 30)?;
+        let cap: u64 = parsed_or("BACKOFF_CAP_SECS", 900)?;
+        if max_attempts == 0 {
+            return Err(invalid("MAX_EXPORT_ATTEMPTS", "must be at least 1"));
+        }
+        if concurrency == 0 {
+            return Err(invalid("EXPORT_CONCURRENCY", "must be at least 1"));
+        }
+        if cap < base {
+            return Err(invalid(
+                "BACKOFF_CAP_SECS",
+                "must not be below BACKOFF_BASE_SECS",
+            ));
+        }
+        Ok(Self {
+            users_table: required("USERS_TABLE")?,
+            sync_log_table: required("SYNC_LOG_TABLE")?,
+            priority_queue_url: required("PRIORITY_QUEUE_URL")?,
+            bulk_queue_url: required("BULK_QUEUE_URL")?,
+            dlq_url: required("DLQ_URL")?,
+            onec_base_url: required("ONEC_BASE_URL")?,
+            onec_transport: optional("ONEC_TRANSPORT").unwrap_or_else(|| "json".into()),
+            onec_hs_root: optional("ONEC_HS_ROOT").unwrap_or_else(|| "site".into()),
+            onec_allow_insecure_http: allow_insecure,
+            credentials,
+            mapping_file: optional("ONEC_MAPPING_FILE").map(PathBuf::from),
+            max_attempts,
+            concurrency,
+            backoff_base: Duration::from_secs(base),
+            backoff_cap: Duration::from_secs(cap),
+            breaker_threshold: parsed_or("CIRCUIT_BREAKER_THRESHOLD", DEFAULT_BREAKER_THRESHOLD)?,
+            metrics_namespace: optional("METRICS_NAMESPACE")
+                .unwrap_or_else(|| DEFAULT_NAMESPACE.into()),
+            function_name: optional("AWS_LAMBDA_FUNCTION_NAME")
+                .unwrap_or_else(|| "exporter".into()),
+            sync_log_retention_days: parsed_or("SYNC_LOG_RETENTION_DAYS", DEFAULT_RETENTION_DAYS)?,
+        })
+    }
+}
+
+fn invalid(name: &'static str, reason: &str) -> ConfigError {
+    ConfigError::Invalid {
+        name,
+        reason: reason.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REQUIRED: &[(&str, &str)] = &[
+        ("USERS_TABLE", "users"),
+        ("SYNC_LOG_TABLE", "sync-log"),
+        ("PRIORITY_QUEUE_URL", "http://127.0.0.1:1/000000000000/p"),
+        ("BULK_QUEUE_URL", "http://127.0.0.1:1/000000000000/b"),
+        ("DLQ_URL", "http://127.0.0.1:1/000000000000/dlq"),
+        ("ONEC_BASE_URL", "https://1c.example.ru/trade"),
+    ];
+    const OPTIONAL: &[&str] = &[
+        "ONEC_SECRET_ARN",
+        "ONEC_ALLOW_INSECURE_HTTP",
+        "ONEC_USERNAME",
+        "ONEC_PASSWORD",
+        "ONEC_TRANSPORT",
+        "MAX_EXPORT_ATTEMPTS",
+        "EXPORT_CONCURRENCY",
+        "BACKOFF_BASE_SECS",
+        "BACKOFF_CAP_SECS",
+    ];
+
+    fn reset(vars: &[(&str, &str)]) {
+        for name in OPTIONAL {
+            std::env::remove_var(name);
+        }
+        for (name, value) in REQUIRED.iter().chain(vars) {
+            std::env::set_var(name, value);
+        }
+    }
+
+    // One test, because the process environment is shared between test threads.
+    #[test]
+    fn the_environment_is_read_with_defaults_and_plain_credentials_need_the_insecure_flag() {
+        // Given only the required variables and a secret
+        reset(&[(
+            "ONEC_SECRET_ARN",
+            "arn:aws:secretsmanager:eu-central-1:1:secret:onec",
+        )]);
+        let config = ExporterConfig::from_env().expect("valid config");
+        // Then the documented defaults apply
+        assert_eq!(config.max_attempts, 5);
+        assert_eq!(config.concurrency, 4);
+        assert_eq!(config.backoff_base, Duration::from_secs(30));
+        assert_eq!(config.backoff_cap, Duration::from_secs(900));
+        assert_eq!(config.metrics_namespace, "OnecSync");
+        assert_eq!(config.onec_transport, "json");
+        assert!(matches!(
+            config.credentials,
+            CredentialsSource::Secret { .. }
+        ));
+
+        // Given plain credentials without the insecure flag, the secret is required
+        reset(&[("ONEC_USERNAME", "u"), ("ONEC_PASSWORD", "hunter2")]);
+        assert!(matches!(
+            ExporterConfig::from_env(),
+            Err(ConfigError::Missing("ONEC_SECRET_ARN"))
+        ));
+
+        // Given the flag, they are used and never printed
+        reset(&[
+            ("ONEC_USERNAME", "u"),
+            ("ONEC_PASSWORD", "hunter2"),
+            ("ONEC_ALLOW_INSECURE_HTTP", "true"),
+        ]);
+        let config = ExporterConfig::from_env().expect("valid config");
+        assert!(matches!(
+            config.credentials,
+            CredentialsSource::Plain { .. }
+        ));
+        assert!(!format!("{config:?}").contains("hunter2"));
+
+        // Given a cap below the base, the config is refused
+        reset(&[
+            ("ONEC_SECRET_ARN", "s"),
+            ("BACKOFF_BASE_SECS", "60"),
+            ("BACKOFF_CAP_SECS", "10"),
+        ]);
+        assert!(matches!(
+            ExporterConfig::from_env(),
+            Err(ConfigError::Invalid {
+                name: "BACKOFF_CAP_SECS",
+                ..
+            })
+        ));
+    }
+}

@@ -1,0 +1,421 @@
+//! The exporter Lambda: SQS export messages → 1C → bookkeeping write-back.
+//!
+//! One function serves both queues (priority and bulk); the lane of a record comes from its
+//! `eventSourceARN`. Per message:
+//! - success or skip: not reported, so Lambda deletes it;
+//! - transient failure: the row shows `retrying`, the message is hidden for an exponential
+//!   backoff (`ChangeMessageVisibility`, honouring 1C's `Retry-After`) and reported in
+//!   `batchItemFailures`; after the queue's `maxReceiveCount` deliveries SQS's redrive moves it to
+//!   the DLQ. On the last attempt the row shows `error` ("gave up after N attempts: …"). Such
+//!   messages reach the DLQ without a `reason` attribute;
+//! - permanent failure (invalid data, 1C rejecting the request) and malformed bodies: the row
+//!   shows `error` and the exporter itself sends the message to the DLQ with `reason`,
+//!   `error_class`, `error_kind`, `error_message`, `customer_id`, `original_message_id`
+//!   attributes, then lets Lambda delete it — no pointless retries. If that send fails, the
+//!   message is retried instead, so nothing is lost;
+//! - after `breaker_threshold` consecutive transient 1C failures within one invocation, the rest
+//!   of the batch is backed off without calling 1C.
+
+pub mod config;
+pub mod wiring;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use futures::stream::{self, StreamExt};
+use shared::backoff::{visibility_delay, CircuitBreaker, FixedJitter, RandomJitter};
+use shared::error::{Classify, ErrorClass};
+use shared::export::{CustomerExportService, ExportError, ExportOutcome, FailureReport};
+use shared::message::{ExportMessage, Lane};
+use shared::metrics::{
+    Dimension, Metrics, EXPORT_DEAD_LETTERED, EXPORT_FAILED, EXPORT_SKIPPED, EXPORT_SUCCEEDED,
+    SYNC_LATENCY,
+};
+use shared::ports::{DeadLetter, DeadLetterReason, FailureStatus, MessageControl};
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::Instrument;
+
+/// Maps an SQS `eventSourceARN` to a lane by queue name (the last segment of both the ARN and
+/// the queue URL).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueRoutes {
+    priority_queue: String,
+    bulk_queue: String,
+}
+
+impl QueueRoutes {
+    /// From the queue URLs (or ARNs) the function is configured with.
+    pub fn new(priority: &str, bulk: &str) -> Self {
+        Self {
+            priority_queue: queue_name(priority).to_owned(),
+            bulk_queue: queue_name(bulk).to_owned(),
+        }
+    }
+
+    pub fn lane_for(&self, event_source_arn: &str) -> Option<Lane> {
+        let name = queue_name(event_source_arn);
+        if name == self.priority_queue {
+            Some(Lane::Priority)
+        } else if name == self.bulk_queue {
+            Some(Lane::Bulk)
+        } else {
+            None
+        }
+    }
+}
+
+fn queue_name(url_or_arn: &str) -> &str {
+    url_or_arn
+        .trim_end_matches('/')
+        .rsplit(['/', ':'])
+        .next()
+        .unwrap_or(url_or_arn)
+}
+
+/// Where the random part of a backoff comes from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Jitter {
+    Random,
+    /// A fixed fraction of the allowed jitter, for reproducible tests.
+    Fixed(f64),
+}
+
+/// The handler's knobs (see [`config::ExporterConfig`]).
+#[derive(Debug, Clone)]
+pub struct HandlerSettings {
+    /// The queues' `maxReceiveCount`: the delivery at which the exporter gives up.
+    pub max_attempts: u32,
+    /// Messages processed at once within a batch (bounds the load on 1C).
+    pub concurrency: usize,
+    pub backoff_base: Duration,
+    pub backoff_cap: Duration,
+    pub breaker_threshold: u32,
+    pub jitter: Jitter,
+    pub routes: QueueRoutes,
+}
+
+/// Everything the handler uses, built once per cold start.
+pub struct Deps {
+    pub service: CustomerExportService,
+    pub control: Arc<dyn MessageControl>,
+    pub metrics: Arc<Metrics>,
+    pub settings: HandlerSettings,
+}
+
+/// Handles one SQS batch; the response lists the messages to deliver again.
+pub async fn handle(
+    deps: &Deps,
+    event: SqsEvent,
+) -> Result<SqsBatchResponse, lambda_runtime::Error> {
+    let breaker = CircuitBreaker::new(deps.settings.breaker_threshold);
+    let failures: Vec<String> = stream::iter(event.records)
+        .map(|record| {
+            let span = tracing::info_span!(
+                "export_message",
+                message_id = record.message_id.as_deref().unwrap_or(""),
+                customer_id = tracing::field::Empty,
+                lane = tracing::field::Empty,
+            );
+            process(deps, &breaker, record).instrument(span)
+        })
+        .buffer_unordered(deps.settings.concurrency.max(1))
+        .filter_map(|failed| async move { failed })
+        .collect()
+        .await;
+    let mut response = SqsBatchResponse::default();
+    for id in failures {
+        response.add_failure(id);
+    }
+    Ok(response)
+}
+
+/// Processes one record; returns its message id when it must be delivered again.
+async fn process(deps: &Deps, breaker: &CircuitBreaker, record: SqsMessage) -> Option<String> {
+    let Some(message_id) = record.message_id.clone().filter(|id| !id.is_empty()) else {
+        // Nothing to report it by; Lambda would not know which message failed.
+        tracing::error!("SQS record without a message id; ignored");
+        return None;
+    };
+    let receive_count = record
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|n| n.parse::<u32>().ok())
+        .unwrap_or(1);
+    let lane = record
+        .event_source_arn
+        .as_deref()
+        .and_then(|arn| deps.settings.routes.lane_for(arn));
+    let span = tracing::Span::current();
+    if let Some(lane) = lane {
+        span.record("lane", lane_name(lane));
+    }
+    let body = record.body.clone().unwrap_or_default();
+    let msg = match serde_json::from_str::<ExportMessage>(&body) {
+        Ok(msg) => msg,
+        Err(err) => return poison(deps, &record, &message_id, body, &err, lane).await,
+    };
+    span.record("customer_id", msg.customer_id.as_str());
+    let ctx = Attempt {
+        deps,
+        record: &record,
+        message_id: &message_id,
+        msg: &msg,
+        receive_count,
+        lane,
+    };
+
+    if breaker.is_open() {
+        tracing::info!("circuit open: backing off without calling 1C");
+        return ctx
+            .retry(None, "1C is failing; circuit breaker open", "circuit_open")
+            .await;
+    }
+    match deps.service.export_customer_to_1c(&msg).await {
+        Ok(outcome) => {
+            breaker.record_success();
+            ctx.succeeded(&outcome);
+            None
+        }
+        Err(err) => {
+            if err.is_transient_onec_failure() && breaker.record_transient_failure() {
+                tracing::warn!("circuit breaker opened for the rest of this batch");
+            }
+            if err.is_retryable() {
+                let message = err.to_string();
+                ctx.retry(err.retry_after(), &message, err.kind()).await
+            } else {
+                ctx.permanent(&err).await
+            }
+        }
+    }
+}
+
+fn lane_name(lane: Lane) -> &'static str {
+    match lane {
+        Lane::Priority => "priority",
+        Lane::Bulk => "bulk",
+    }
+}
+
+/// A body that is not an export message: dead-letter it; never log it (it may hold anything).
+async fn poison(
+    deps: &Deps,
+    record: &SqsMessage,
+    message_id: &str,
+    body: String,
+    err: &serde_json::Error,
+    lane: Option<Lane>,
+) -> Option<String> {
+    // serde's message can quote the body, so only its category and position are kept.
+    let description = format!(
+        "body is not an export message ({:?} error at line {} column {})",
+        err.classify(),
+        err.line(),
+        err.column()
+    );
+    tracing::error!(error = %description, "malformed export message");
+    let letter = DeadLetter {
+        body,
+        reason: DeadLetterReason::MalformedMessage,
+        error_class: ErrorClass::Permanent,
+        error_kind: "malformed_message".into(),
+        error_message: description,
+        customer_id: None,
+        original_message_id: message_id.to_owned(),
+    };
+    deps.metrics.count(
+        EXPORT_FAILED,
+        1,
+        &[(Dimension::ErrorClass, ErrorClass::Permanent.as_str())],
+    );
+    match deps.control.dead_letter(&letter).await {
+        Ok(()) => {
+            deps.metrics.count(
+                EXPORT_DEAD_LETTERED,
+                1,
+                &[(
+                    Dimension::Reason,
+                    DeadLetterReason::MalformedMessage.as_str(),
+                )],
+            );
+            None
+        }
+        Err(dlq_err) => {
+            tracing::error!(error = %dlq_err, "cannot dead-letter a malformed message; it will be delivered again");
+            backoff(deps, record, lane, 1, None).await;
+            Some(message_id.to_owned())
+        }
+    }
+}
+
+/// Hides the message for the backoff before its next delivery. A failure here only means the
+/// retry comes after the queue's visibility timeout instead.
+async fn backoff(
+    deps: &Deps,
+    record: &SqsMessage,
+    lane: Option<Lane>,
+    receive_count: u32,
+    retry_after: Option<Duration>,
+) {
+    let settings = &deps.settings;
+    let delay = match settings.jitter {
+        Jitter::Random => visibility_delay(
+            receive_count,
+            settings.backoff_base,
+            settings.backoff_cap,
+            retry_after,
+            &mut RandomJitter,
+        ),
+        Jitter::Fixed(fraction) => visibility_delay(
+            receive_count,
+            settings.backoff_base,
+            settings.backoff_cap,
+            retry_after,
+            &mut FixedJitter(fraction),
+        ),
+    };
+    let (Some(lane), Some(receipt)) = (lane, record.receipt_handle.as_deref()) else {
+        tracing::warn!(
+            event_source_arn = record.event_source_arn.as_deref().unwrap_or(""),
+            "unknown source queue or no receipt handle: retry after the queue's visibility timeout"
+        );
+        return;
+    };
+    if let Err(err) = deps.control.delay_retry(lane, receipt, delay).await {
+        tracing::warn!(error = %err, "cannot set the retry backoff");
+    }
+}
+
+/// One delivery of a parsed message.
+struct Attempt<'a> {
+    deps: &'a Deps,
+    record: &'a SqsMessage,
+    message_id: &'a str,
+    msg: &'a ExportMessage,
+    receive_count: u32,
+    lane: Option<Lane>,
+}
+
+impl Attempt<'_> {
+    fn succeeded(&self, outcome: &ExportOutcome) {
+        let metrics = &self.deps.metrics;
+        match outcome {
+            ExportOutcome::Exported { .. } | ExportOutcome::Deactivated { .. } => {
+                let lane = self.lane.map_or("unknown", lane_name);
+                metrics.count(EXPORT_SUCCEEDED, 1, &[(Dimension::Lane, lane)]);
+                let latency = chrono::Utc::now() - self.msg.changed_at;
+                // Precision loss is irrelevant at millisecond scale.
+                metrics.duration_ms(
+                    SYNC_LATENCY,
+                    latency.num_milliseconds() as f64,
+                    &[(Dimension::Lane, lane)],
+                );
+                tracing::info!(outcome = ?outcome, "exported");
+            }
+            ExportOutcome::Skipped(reason) => {
+                metrics.count(EXPORT_SKIPPED, 1, &[(Dimension::Reason, reason.as_str())]);
+                tracing::info!(reason = reason.as_str(), "skipped");
+            }
+        }
+    }
+
+    /// A transient failure: record it, back off, report the message for redelivery.
+    async fn retry(
+        &self,
+        retry_after: Option<Duration>,
+        reason: &str,
+        kind: &str,
+    ) -> Option<String> {
+        let deps = self.deps;
+        let last = self.receive_count >= deps.settings.max_attempts;
+        let (status, message) = if last {
+            (
+                FailureStatus::Error,
+                format!("gave up after {} attempts: {reason}", self.receive_count),
+            )
+        } else {
+            (FailureStatus::Retrying, reason.to_owned())
+        };
+        tracing::warn!(
+            attempt = self.receive_count,
+            last_attempt = last,
+            error_kind = kind,
+            error = reason,
+            "export failed transiently"
+        );
+        deps.metrics.count(
+            EXPORT_FAILED,
+            1,
+            &[(Dimension::ErrorClass, ErrorClass::Transient.as_str())],
+        );
+        self.record(FailureReport {
+            status,
+            message,
+            error_class: ErrorClass::Transient,
+            error_kind: kind.to_owned(),
+            attempt: self.receive_count,
+        })
+        .await;
+        backoff(
+            deps,
+            self.record,
+            self.lane,
+            self.receive_count,
+            retry_after,
+        )
+        .await;
+        Some(self.message_id.to_owned())
+    }
+
+    /// A permanent failure: record it and dead-letter the message ourselves.
+    async fn permanent(&self, err: &ExportError) -> Option<String> {
+        let deps = self.deps;
+        let message = err.to_string();
+        tracing::error!(error_kind = err.kind(), error = %message, "export failed permanently");
+        deps.metrics.count(
+            EXPORT_FAILED,
+            1,
+            &[(Dimension::ErrorClass, ErrorClass::Permanent.as_str())],
+        );
+        self.record(FailureReport {
+            status: FailureStatus::Error,
+            message: message.clone(),
+            error_class: ErrorClass::Permanent,
+            error_kind: err.kind().to_owned(),
+            attempt: self.receive_count,
+        })
+        .await;
+        let letter = DeadLetter {
+            body: self.record.body.clone().unwrap_or_default(),
+            reason: DeadLetterReason::PermanentFailure,
+            error_class: ErrorClass::Permanent,
+            error_kind: err.kind().to_owned(),
+            error_message: message,
+            customer_id: Some(self.msg.customer_id.clone()),
+            original_message_id: self.message_id.to_owned(),
+        };
+        match deps.control.dead_letter(&letter).await {
+            Ok(()) => {
+                deps.metrics.count(
+                    EXPORT_DEAD_LETTERED,
+                    1,
+                    &[(
+                        Dimension::Reason,
+                        DeadLetterReason::PermanentFailure.as_str(),
+                    )],
+                );
+                None
+            }
+            Err(dlq_err) => {
+                tracing::error!(error = %dlq_err, "cannot dead-letter; the message will be delivered again");
+                backoff(deps, self.record, self.lane, self.receive_count, None).await;
+                Some(self.message_id.to_owned())
+            }
+        }
+    }
+
+    async fn record(&self, report: FailureReport) {
+        if let Err(err) = self.deps.service.record_failure(self.msg, &report).await {
+            tracing::warn!(error = %err, "cannot record the failure on the row");
+        }
+    }
+}

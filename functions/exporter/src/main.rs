@@ -1,0 +1,24 @@
+//! Lambda bootstrap: configuration, clients and secrets once per cold start, then the handler.
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use exporter::config::ExporterConfig;
+use exporter::wiring::build_deps;
+use lambda_runtime::{run, service_fn, tracing, Error, LambdaEvent};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing::init_default_subscriber();
+    let config = ExporterConfig::from_env()?;
+    let aws = aws_config::load_from_env().await;
+    let deps = build_deps(&config, &aws).await?;
+    let deps = &deps;
+    run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        let response = exporter::handle(deps, event.payload).await;
+        // EMF goes to stdout as whole lines, outside the (possibly JSON) log formatter.
+        if let Err(err) = deps.metrics.flush_to_stdout() {
+            tracing::warn!(error = %err, "cannot write metrics");
+        }
+        response
+    }))
+    .await
+}

@@ -1,0 +1,108 @@
+//! Builds the handler's dependencies from the configuration, once per cold start.
+
+use crate::config::{CredentialsSource, ExporterConfig};
+use crate::{Deps, HandlerSettings, Jitter, QueueRoutes};
+use shared::adapters::dynamodb::{DynamoDbCustomerStore, DynamoDbSyncLog};
+use shared::adapters::secrets::{fetch_onec_credentials, SecretsError};
+use shared::adapters::sqs::SqsMessageControl;
+use shared::export::CustomerExportService;
+use shared::mapping::{CustomerDataMapper, MappingConfig, MappingConfigError};
+use shared::metrics::Metrics;
+use shared::onec::{
+    build_client, Credentials, OneCConfig, OneCConfigError, OneCError, Transport, UnknownTransport,
+};
+use std::sync::Arc;
+
+/// Why the function cannot start. Every variant is a deployment problem, reported once in the
+/// init phase (Lambda then fails the invocations, which the Errors alarm catches).
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] shared::config::ConfigError),
+    #[error("cannot read the 1C credentials")]
+    Secrets(#[from] SecretsError),
+    #[error("cannot load the mapping file")]
+    Mapping(#[from] MappingConfigError),
+    #[error("ONEC_BASE_URL is not a URL")]
+    BaseUrl(#[from] url::ParseError),
+    #[error(transparent)]
+    Transport(#[from] UnknownTransport),
+    #[error("invalid 1C configuration")]
+    OneCConfig(#[from] OneCConfigError),
+    #[error("cannot build the 1C client")]
+    OneCClient(#[from] OneCError),
+}
+
+/// Reads secrets, loads the mapping file and builds every client.
+pub async fn build_deps(
+    config: &ExporterConfig,
+    aws: &aws_config::SdkConfig,
+) -> Result<Deps, StartupError> {
+    let credentials = match &config.credentials {
+        CredentialsSource::Secret { secret_id } => {
+            let secrets = aws_sdk_secretsmanager::Client::new(aws);
+            let found = fetch_onec_credentials(&secrets, secret_id).await?;
+            Credentials::new(found.username, found.password)
+        }
+        CredentialsSource::Plain { username, password } => {
+            Credentials::new(username.clone(), password.as_str())
+        }
+    };
+    let mapping = match &config.mapping_file {
+        Some(path) => MappingConfig::from_file(path)?,
+        None => MappingConfig::default(),
+    };
+    let transport: Transport = config.onec_transport.parse()?;
+    let mut onec_config = OneCConfig::new(
+        url::Url::parse(&config.onec_base_url)?,
+        transport,
+        credentials,
+        config.onec_allow_insecure_http,
+    )?;
+    onec_config.hs_root.clone_from(&config.onec_hs_root);
+    onec_config.schema = mapping.onec().clone();
+    onec_config.validate()?;
+    let onec = build_client(onec_config)?;
+
+    let dynamodb = aws_sdk_dynamodb::Client::new(aws);
+    let sqs = aws_sdk_sqs::Client::new(aws);
+    let metrics = Arc::new(Metrics::new(
+        config.metrics_namespace.clone(),
+        config.function_name.clone(),
+    ));
+    let service = CustomerExportService::new(
+        Arc::new(DynamoDbCustomerStore::new(
+            dynamodb.clone(),
+            config.users_table.clone(),
+        )),
+        Arc::new(DynamoDbSyncLog::new(
+            dynamodb,
+            config.sync_log_table.clone(),
+            config.sync_log_retention_days,
+        )),
+        onec,
+        CustomerDataMapper::new(mapping),
+        metrics.clone(),
+        transport.as_str(),
+    );
+    let control = Arc::new(SqsMessageControl::new(
+        sqs,
+        config.priority_queue_url.clone(),
+        config.bulk_queue_url.clone(),
+        config.dlq_url.clone(),
+    ));
+    Ok(Deps {
+        service,
+        control,
+        metrics,
+        settings: HandlerSettings {
+            max_attempts: config.max_attempts,
+            concurrency: config.concurrency,
+            backoff_base: config.backoff_base,
+            backoff_cap: config.backoff_cap,
+            breaker_threshold: config.breaker_threshold,
+            jitter: Jitter::Random,
+            routes: QueueRoutes::new(&config.priority_queue_url, &config.bulk_queue_url),
+        },
+    })
+}

@@ -1,0 +1,620 @@
+//! The exporter handler with in-memory ports: what happens to each message, the row, the sync
+//! log, the DLQ and the batch response.
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use exporter::{handle, Deps, HandlerSettings, Jitter, QueueRoutes};
+use serde_json::{json, Value};
+use shared::domain::{Customer, SyncStatus, BOOKKEEPING_ATTRIBUTES};
+use shared::error::ErrorClass;
+use shared::export::CustomerExportService;
+use shared::mapping::CustomerDataMapper;
+use shared::message::Lane;
+use shared::metrics::Metrics;
+use shared::onec::{Counterparty, CounterpartyKind, OneCError};
+use shared::ports::DeadLetterReason;
+use shared::sync_log::{SyncLogStatus, SyncOperation};
+use shared::testing::{
+    FakeCustomerStore, FakeMessageControl, FakeOneCClient, FakeSyncLog, Scripted,
+};
+use std::sync::Arc;
+use std::time::Duration;
+
+const GOOD_BATCH: &str = include_str!("../../../events/sqs-good-batch.json");
+const POISON_BATCH: &str = include_str!("../../../events/sqs-poison-batch.json");
+const PRIORITY_URL: &str =
+    "https://sqs.eu-central-1.amazonaws.com/123456789012/onec-sync-export-priority";
+const BULK_URL: &str = "https://sqs.eu-central-1.amazonaws.com/123456789012/onec-sync-export-bulk";
+
+struct World {
+    store: Arc<FakeCustomerStore>,
+    log: Arc<FakeSyncLog>,
+    onec: Arc<FakeOneCClient>,
+    control: Arc<FakeMessageControl>,
+    metrics: Arc<Metrics>,
+    deps: Deps,
+}
+
+fn settings(concurrency: usize) -> HandlerSettings {
+    HandlerSettings {
+        max_attempts: 5,
+        concurrency,
+        backoff_base: Duration::from_secs(30),
+        backoff_cap: Duration::from_secs(900),
+        breaker_threshold: 3,
+        jitter: Jitter::Fixed(0.0),
+        routes: QueueRoutes::new(PRIORITY_URL, BULK_URL),
+    }
+}
+
+fn world_with(onec: FakeOneCClient, settings: HandlerSettings) -> World {
+    let store = Arc::new(FakeCustomerStore::new());
+    let log = Arc::new(FakeSyncLog::new());
+    let onec = Arc::new(onec);
+    let control = Arc::new(FakeMessageControl::new());
+    let metrics = Arc::new(Metrics::new("OnecSync", "exporter"));
+    let service = CustomerExportService::new(
+        store.clone(),
+        log.clone(),
+        onec.clone(),
+        CustomerDataMapper::default(),
+        metrics.clone(),
+        "json",
+    );
+    let deps = Deps {
+        service,
+        control: control.clone(),
+        metrics: metrics.clone(),
+        settings,
+    };
+    World {
+        store,
+        log,
+        onec,
+        control,
+        metrics,
+        deps,
+    }
+}
+
+fn world() -> World {
+    world_with(FakeOneCClient::new(), settings(4))
+}
+
+fn customer(id: &str, version: u64) -> Customer {
+    Customer {
+        id: id.into(),
+        email: Some("ivan.petrov@example.com".into()),
+        phone: Some("+79123456789".into()),
+        first_name: Some("Иван".into()),
+        last_name: Some("Петров".into()),
+        role: Some("retail".into()),
+        status: Some("active".into()),
+        needs_1c_export: true,
+        sync_status: Some(SyncStatus::Pending),
+        version,
+        ..Customer::default()
+    }
+}
+
+fn event(json: &str) -> SqsEvent {
+    serde_json::from_str(json).expect("the event fixture is a Lambda SQS event")
+}
+
+/// The good batch's record `index` alone, delivered for the `receive_count`-th time.
+fn single(index: usize, receive_count: u32) -> SqsEvent {
+    let mut event = event(GOOD_BATCH);
+    let mut record = event.records.swap_remove(index);
+    record
+        .attributes
+        .insert("ApproximateReceiveCount".into(), receive_count.to_string());
+    event.records = vec![record];
+    event
+}
+
+/// `n` registration messages for `u-1`..`u-n`, whose rows exist.
+fn registrations(world: &World, n: usize) -> SqsEvent {
+    let template = single(0, 1).records.remove(0);
+    let mut event = SqsEvent::default();
+    for i in 1..=n {
+        let id = format!("u-{i}");
+        world.store.insert(&customer(&id, 1));
+        let mut record = template.clone();
+        record.message_id = Some(format!("m-{i}"));
+        record.receipt_handle = Some(format!("r-{i}"));
+        record.body = Some(
+            json!({"customer_id": id, "reason": "registration", "version": 1,
+                   "changed_at": "2026-11-28T10:15:30Z"})
+            .to_string(),
+        );
+        event.records.push(record);
+    }
+    event
+}
+
+fn failed_ids(response: &aws_lambda_events::event::sqs::SqsBatchResponse) -> Vec<String> {
+    let mut ids: Vec<String> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn unavailable() -> OneCError {
+    OneCError::Unavailable {
+        status: 503,
+        retry_after: None,
+        detail: None,
+    }
+}
+
+fn emf_metric_names(metrics: &Metrics) -> Vec<String> {
+    let mut buf = Vec::new();
+    metrics.flush(&mut buf).expect("flush into a Vec");
+    let mut names: Vec<String> = String::from_utf8(buf)
+        .expect("UTF-8")
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .flat_map(|doc| {
+            doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter_map(|m| m["Name"].as_str().map(str::to_owned))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+#[tokio::test]
+async fn a_successful_export_writes_back_only_bookkeeping_attributes() {
+    // Given a registered customer whose row also has an attribute onec-sync does not know
+    let w = world();
+    let mut row = serde_json::to_value(customer("u-301", 1)).expect("customer serialises");
+    row["loyalty_tier"] = json!("gold");
+    w.store.insert_row(row.clone());
+
+    // When its registration message is handled
+    let response = handle(&w.deps, single(0, 1)).await.expect("handled");
+
+    // Then the message is done, 1C holds the customer, and the row records it
+    assert!(failed_ids(&response).is_empty());
+    let cp = w.onec.counterparty("u-301").expect("exported to 1C");
+    let after = w.store.row("u-301").expect("row still there");
+    assert_eq!(after["onec_id"], json!(cp.onec_id));
+    assert_eq!(after["onec_version"], json!(cp.data_version));
+    assert_eq!(after["synced_version"], json!(1));
+    assert_eq!(after["sync_status"], json!("synced"));
+    assert_eq!(after["needs_1c_export"], json!(false));
+    assert_eq!(after["sync_error_message"], json!(""));
+    assert!(after["last_sync_at"].is_string());
+    // And only bookkeeping attributes were written; everything else is untouched
+    let writes = w.store.writes();
+    assert_eq!(writes.len(), 1);
+    assert!(writes[0]
+        .attributes
+        .iter()
+        .all(|a| BOOKKEEPING_ATTRIBUTES.contains(&a.as_str())));
+    for (name, value) in row.as_object().expect("object") {
+        if !BOOKKEEPING_ATTRIBUTES.contains(&name.as_str()) {
+            assert_eq!(&after[name], value, "{name} changed");
+        }
+    }
+    // And the sync log and metrics say so
+    let entries = w.log.entries_for("u-301");
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].operation_type, SyncOperation::ExportTo1c);
+    assert_eq!(entries[0].status, SyncLogStatus::Success);
+    assert_eq!(entries[0].details.onec_id, cp.onec_id);
+    let names = emf_metric_names(&w.metrics);
+    for expected in ["ExportSucceeded", "OneCCallLatency", "SyncLatency"] {
+        assert!(
+            names.contains(&expected.to_owned()),
+            "{expected} missing from {names:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_message_for_a_version_already_synced_is_skipped_without_calling_1c() {
+    // Given a row 1C already holds at its current version
+    let w = world();
+    let mut synced = customer("u-301", 1);
+    synced.synced_version = Some(1);
+    synced.sync_status = Some(SyncStatus::Synced);
+    w.store.insert(&synced);
+
+    // When the registration message is delivered again
+    let response = handle(&w.deps, single(0, 2)).await.expect("handled");
+
+    // Then it is done without a 1C call or a write
+    assert!(failed_ids(&response).is_empty());
+    assert_eq!(w.onec.call_count(), 0);
+    assert!(w.store.writes().is_empty());
+    assert_eq!(
+        emf_metric_names(&w.metrics),
+        vec!["ExportSkipped".to_owned()]
+    );
+}
+
+#[tokio::test]
+async fn a_transient_failure_backs_the_message_off_and_marks_the_row_retrying() {
+    // Given 1C answering 503 once
+    let w = world();
+    w.store.insert(&customer("u-301", 1));
+    w.onec.fail_next(unavailable());
+
+    // When the message is handled on its second delivery
+    let response = handle(&w.deps, single(0, 2)).await.expect("handled");
+
+    // Then it is reported for redelivery after base·2 (no jitter)
+    assert_eq!(
+        failed_ids(&response),
+        vec!["0b6e1c2a-5f3d-4e8a-9c1b-000000000301"]
+    );
+    let delays = w.control.delays();
+    assert_eq!(delays.len(), 1);
+    assert_eq!(delays[0].lane, Lane::Priority);
+    assert_eq!(delays[0].receipt_handle, "AQEBr1x9dW3+receipt-handle-1==");
+    assert_eq!(delays[0].delay, Duration::from_secs(60));
+    // And the row shows the retry
+    let row = w.store.customer("u-301").expect("row");
+    assert_eq!(row.sync_status, Some(SyncStatus::Retrying));
+    assert_eq!(row.export_attempts, 2);
+    assert!(row
+        .sync_error_message
+        .is_some_and(|m| m.contains("unavailable")));
+    assert!(w.control.dead_letters().is_empty());
+    assert_eq!(
+        w.log.entries_for("u-301")[0].status,
+        SyncLogStatus::Retrying
+    );
+}
+
+#[tokio::test]
+async fn retry_after_from_1c_sets_the_backoff_when_it_is_longer() {
+    let w = world();
+    w.store.insert(&customer("u-301", 1));
+    w.onec.fail_next(OneCError::RateLimited {
+        retry_after: Some(Duration::from_secs(600)),
+    });
+
+    let response = handle(&w.deps, single(0, 1)).await.expect("handled");
+
+    assert_eq!(failed_ids(&response).len(), 1);
+    assert_eq!(w.control.delays()[0].delay, Duration::from_secs(600));
+}
+
+#[tokio::test]
+async fn on_the_last_attempt_the_row_shows_an_error_and_the_message_is_left_to_the_redrive() {
+    // Given 1C failing on the fifth (= maxReceiveCount) delivery
+    let w = world();
+    w.store.insert(&customer("u-301", 1));
+    w.onec.fail_next(unavailable());
+
+    // When handled
+    let response = handle(&w.deps, single(0, 5)).await.expect("handled");
+
+    // Then the row says the exporter gave up, and the message is still reported as failed so
+    // SQS moves it to the DLQ itself (we do not send it)
+    let row = w.store.customer("u-301").expect("row");
+    assert_eq!(row.sync_status, Some(SyncStatus::Error));
+    assert!(row
+        .sync_error_message
+        .is_some_and(|m| m.starts_with("gave up after 5 attempts: ")));
+    assert_eq!(failed_ids(&response).len(), 1);
+    assert!(w.control.dead_letters().is_empty());
+}
+
+#[tokio::test]
+async fn invalid_customer_data_is_dead_lettered_with_its_reason_and_not_retried() {
+    // Given a customer whose INN cannot be valid
+    let w = world();
+    let mut bad = customer("u-301", 1);
+    bad.tax_id = Some("123".into());
+    w.store.insert(&bad);
+
+    // When its message is handled
+    let response = handle(&w.deps, single(0, 1)).await.expect("handled");
+
+    // Then it is not retried, never reaches 1C, and the DLQ gets it with the reason
+    assert!(failed_ids(&response).is_empty());
+    assert_eq!(w.onec.call_count(), 0);
+    let letters = w.control.dead_letters();
+    assert_eq!(letters.len(), 1);
+    let letter = &letters[0];
+    assert_eq!(letter.reason, DeadLetterReason::PermanentFailure);
+    assert_eq!(letter.error_class, ErrorClass::Permanent);
+    assert_eq!(letter.error_kind, "validation");
+    assert_eq!(letter.customer_id.as_deref(), Some("u-301"));
+    assert_eq!(
+        letter.original_message_id,
+        "0b6e1c2a-5f3d-4e8a-9c1b-000000000301"
+    );
+    assert_eq!(
+        letter.body,
+        single(0, 1).records[0].body.clone().expect("body")
+    );
+    // And the row and the log show the error
+    let row = w.store.customer("u-301").expect("row");
+    assert_eq!(row.sync_status, Some(SyncStatus::Error));
+    assert!(row.sync_error_message.is_some_and(|m| !m.is_empty()));
+    assert_eq!(w.log.entries_for("u-301")[0].status, SyncLogStatus::Error);
+    assert!(w.control.delays().is_empty());
+}
+
+#[tokio::test]
+async fn a_rejection_by_1c_is_dead_lettered_and_not_retried() {
+    let w = world();
+    w.store.insert(&customer("u-301", 1));
+    w.onec.fail_next(OneCError::Rejected {
+        status: 422,
+        code: Some("validation".into()),
+        message: "ИНН не прошёл проверку".into(),
+    });
+
+    let response = handle(&w.deps, single(0, 1)).await.expect("handled");
+
+    assert!(failed_ids(&response).is_empty());
+    let letters = w.control.dead_letters();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].error_kind, "rejected");
+    assert!(letters[0].error_message.contains("ИНН не прошёл проверку"));
+}
+
+#[tokio::test]
+async fn when_the_dlq_cannot_be_reached_a_permanent_failure_is_retried_instead_of_lost() {
+    let w = world();
+    let mut bad = customer("u-301", 1);
+    bad.tax_id = Some("123".into());
+    w.store.insert(&bad);
+    w.control.set_dead_letter_failing(true);
+
+    let response = handle(&w.deps, single(0, 1)).await.expect("handled");
+
+    assert_eq!(failed_ids(&response).len(), 1);
+    assert_eq!(w.control.delays().len(), 1);
+}
+
+#[tokio::test]
+async fn malformed_bodies_are_dead_lettered_and_the_good_message_beside_them_is_exported() {
+    // Given a batch with a truncated body, a body with an unknown field, and a good message
+    let w = world();
+    w.store.insert(&customer("u-403", 1));
+    let batch = event(POISON_BATCH);
+    let bodies: Vec<String> = batch
+        .records
+        .iter()
+        .filter_map(|r| r.body.clone())
+        .collect();
+
+    // When handled
+    let response = handle(&w.deps, batch).await.expect("handled");
+
+    // Then nothing is retried, both bad bodies are in the DLQ unchanged, the good one exported
+    assert!(failed_ids(&response).is_empty());
+    let mut letters = w.control.dead_letters();
+    letters.sort_by(|a, b| a.original_message_id.cmp(&b.original_message_id));
+    assert_eq!(letters.len(), 2);
+    for (letter, body) in letters.iter().zip(&bodies) {
+        assert_eq!(letter.reason, DeadLetterReason::MalformedMessage);
+        assert_eq!(&letter.body, body);
+        assert_eq!(letter.customer_id, None);
+        // The description does not repeat what was in the body
+        assert!(!letter.error_message.contains("olga"));
+    }
+    assert!(w.onec.counterparty("u-403").is_some());
+    assert!(w.onec.counterparty("u-402").is_none());
+}
+
+#[tokio::test]
+async fn the_circuit_breaker_stops_calling_1c_after_three_consecutive_transient_failures() {
+    // Given 1C down and five messages processed one at a time
+    let w = world_with(FakeOneCClient::new(), settings(1));
+    let batch = registrations(&w, 5);
+    w.onec.script((0..5).map(|_| Scripted::Fail(unavailable())));
+
+    // When the batch is handled
+    let response = handle(&w.deps, batch).await.expect("handled");
+
+    // Then 1C was called three times; all five are backed off and reported
+    assert_eq!(w.onec.call_count(), 3);
+    assert_eq!(failed_ids(&response).len(), 5);
+    assert_eq!(w.control.delays().len(), 5);
+    let skipped_1c: Vec<_> = (1..=5)
+        .filter_map(|i| w.store.customer(&format!("u-{i}")))
+        .filter(|c| {
+            c.sync_error_message
+                .as_deref()
+                .is_some_and(|m| m.contains("circuit breaker"))
+        })
+        .collect();
+    assert_eq!(skipped_1c.len(), 2);
+}
+
+#[tokio::test]
+async fn a_success_between_failures_keeps_the_breaker_closed() {
+    // Given 1C failing twice, succeeding once, then failing twice more
+    let w = world_with(FakeOneCClient::new(), settings(1));
+    let batch = registrations(&w, 5);
+    w.onec.script([
+        Scripted::Fail(unavailable()),
+        Scripted::Fail(unavailable()),
+        Scripted::Pass,
+        Scripted::Fail(unavailable()),
+        Scripted::Fail(unavailable()),
+    ]);
+
+    // When the batch is handled one message at a time
+    let response = handle(&w.deps, batch).await.expect("handled");
+
+    // Then the breaker never saw three in a row: every message reached 1C
+    assert_eq!(w.onec.call_count(), 5);
+    assert_eq!(failed_ids(&response).len(), 4);
+    assert_eq!(w.onec.counterparties().len(), 1);
+}
+
+#[tokio::test]
+async fn no_more_messages_than_the_concurrency_bound_reach_1c_at_once() {
+    // Given a slow 1C and twelve messages with a bound of three
+    let w = world_with(
+        FakeOneCClient::new().with_latency(Duration::from_millis(30)),
+        settings(3),
+    );
+    let batch = registrations(&w, 12);
+
+    // When handled
+    let response = handle(&w.deps, batch).await.expect("handled");
+
+    // Then all are exported, in parallel, never more than three at a time
+    assert!(failed_ids(&response).is_empty());
+    assert_eq!(w.onec.counterparties().len(), 12);
+    assert_eq!(w.onec.max_in_flight(), 3);
+}
+
+#[tokio::test]
+async fn a_deactivation_sets_the_deletion_mark_in_1c_instead_of_deleting() {
+    // Given a counterparty in 1C for a user whose row is gone
+    let w = world();
+    w.onec.insert(Counterparty {
+        platform_id: "u-303".into(),
+        onec_id: Some("1fa1a135-d89b-11e6-8343-40167e2531c3".into()),
+        data_version: None,
+        kind: CounterpartyKind::Individual,
+        name: "Сидоров Пётр".into(),
+        full_name: "Сидоров Пётр".into(),
+        first_name: Some("Пётр".into()),
+        last_name: Some("Сидоров".into()),
+        contact_person: None,
+        inn: None,
+        kpp: None,
+        email: None,
+        phone: None,
+        role: None,
+        status: None,
+        deletion_mark: false,
+        extra: Default::default(),
+    });
+
+    // When the deactivation message is handled
+    let response = handle(&w.deps, single(2, 1)).await.expect("handled");
+
+    // Then the counterparty is still there, marked for deletion
+    assert!(failed_ids(&response).is_empty());
+    let cp = w
+        .onec
+        .counterparty("u-303")
+        .expect("not physically deleted");
+    assert!(cp.deletion_mark);
+    assert_eq!(cp.name, "Сидоров Пётр");
+    let entries = w.log.entries_for("u-303");
+    assert_eq!(entries[0].operation_type, SyncOperation::DeactivateIn1c);
+    assert_eq!(entries[0].status, SyncLogStatus::Success);
+}
+
+#[tokio::test]
+async fn a_message_for_a_deleted_user_is_skipped_with_a_log_entry() {
+    let w = world();
+
+    let response = handle(&w.deps, single(1, 1)).await.expect("handled");
+
+    assert!(failed_ids(&response).is_empty());
+    assert_eq!(w.onec.call_count(), 0);
+    let entries = w.log.entries_for("u-302");
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].status, SyncLogStatus::Skipped);
+}
+
+#[tokio::test]
+async fn a_customer_created_in_1c_is_never_exported_back() {
+    let w = world();
+    let mut from_1c = customer("u-301", 1);
+    from_1c.created_in_1c = true;
+    w.store.insert(&from_1c);
+
+    let response = handle(&w.deps, single(0, 1)).await.expect("handled");
+
+    assert!(failed_ids(&response).is_empty());
+    assert_eq!(w.onec.call_count(), 0);
+}
+
+#[tokio::test]
+async fn a_lost_response_followed_by_a_retry_creates_no_duplicate() {
+    // Given 1C committing the first upsert but the answer getting lost
+    let w = world();
+    w.store.insert(&customer("u-301", 1));
+    w.onec
+        .script([Scripted::CommitThenFail(OneCError::Unavailable {
+            status: 504,
+            retry_after: None,
+            detail: None,
+        })]);
+
+    // When the message fails and is delivered again
+    let first = handle(&w.deps, single(0, 1)).await.expect("handled");
+    let second = handle(&w.deps, single(0, 2)).await.expect("handled");
+
+    // Then one counterparty exists and the row is synced to it
+    assert_eq!(failed_ids(&first).len(), 1);
+    assert!(failed_ids(&second).is_empty());
+    let all = w.onec.counterparties();
+    assert_eq!(all.len(), 1);
+    let row = w.store.customer("u-301").expect("row");
+    assert_eq!(row.sync_status, Some(SyncStatus::Synced));
+    assert_eq!(row.onec_id, all[0].onec_id);
+    assert_eq!(row.export_attempts, 0);
+}
+
+#[tokio::test]
+async fn two_deliveries_of_one_change_in_one_batch_yield_one_counterparty() {
+    // Given the same message twice in a batch (SQS at-least-once delivery)
+    let w = world();
+    w.store.insert(&customer("u-301", 1));
+    let mut batch = single(0, 1);
+    let mut twin = batch.records[0].clone();
+    twin.message_id = Some("twin".into());
+    batch.records.push(twin);
+
+    // When handled
+    let response = handle(&w.deps, batch).await.expect("handled");
+
+    // Then both are done and 1C holds one counterparty
+    assert!(failed_ids(&response).is_empty());
+    assert_eq!(w.onec.counterparties().len(), 1);
+    assert_eq!(
+        w.store.customer("u-301").and_then(|c| c.synced_version),
+        Some(1)
+    );
+}
+
+#[tokio::test]
+async fn a_record_from_an_unknown_queue_is_retried_after_the_queue_visibility_timeout() {
+    let w = world();
+    w.store.insert(&customer("u-301", 1));
+    w.onec.fail_next(unavailable());
+    let mut batch = single(0, 1);
+    batch.records[0].event_source_arn =
+        Some("arn:aws:sqs:eu-central-1:123456789012:someone-elses-queue".into());
+
+    let response = handle(&w.deps, batch).await.expect("handled");
+
+    assert_eq!(failed_ids(&response).len(), 1);
+    assert!(w.control.delays().is_empty());
+}
+
+#[test]
+fn the_lane_comes_from_the_queue_name_in_the_event_source_arn() {
+    let routes = QueueRoutes::new(PRIORITY_URL, BULK_URL);
+    assert_eq!(
+        routes.lane_for("arn:aws:sqs:eu-central-1:123456789012:onec-sync-export-priority"),
+        Some(Lane::Priority)
+    );
+    assert_eq!(
+        routes.lane_for("arn:aws:sqs:eu-central-1:123456789012:onec-sync-export-bulk"),
+        Some(Lane::Bulk)
+    );
+    assert_eq!(routes.lane_for("arn:aws:sqs:eu-central-1:1:other"), None);
+}
