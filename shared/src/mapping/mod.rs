@@ -502,3 +502,704 @@ fn check_tax_ids(
     };
     (inn, kpp)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{Classify, ErrorClass};
+
+    const GUID: &str = "1fa1a135-d89b-11e6-8343-40167e2531c3";
+
+    const WITH_EXTRAS: &str = r#"
+[onec]
+platform_id_attribute = "ИдСайта"
+role_attribute = "ТипКлиента"
+
+[roles]
+unknown = "default:basic"
+missing = "reject"
+[roles.values]
+basic = "Базовый"
+gold = "Золотой"
+
+[statuses]
+unknown = "reject"
+missing = "default:on"
+[statuses.values]
+on = "Вкл"
+off = "Выкл"
+
+[[extra_fields]]
+platform = "city"
+onec = "Город"
+direction = "both"
+
+[[extra_fields]]
+platform = "manager_name"
+onec = "Менеджер"
+direction = "import"
+
+[[extra_fields]]
+platform = "utm_source"
+onec = "Источник"
+direction = "export"
+
+[ownership]
+onec = ["role", "status"]
+platform = ["email", "phone", "first_name", "last_name", "company_name", "tax_id", "kpp"]
+"#;
+
+    fn individual() -> Customer {
+        Customer {
+            id: "7b0c1d2e-0000-4000-8000-000000000001".into(),
+            email: Some("ivanov@example.ru".into()),
+            phone: Some("8 (912) 345-67-89".into()),
+            first_name: Some("Иван".into()),
+            last_name: Some("Иванов".into()),
+            tax_id: Some("500100732259".into()),
+            role: Some("wholesale".into()),
+            status: Some("active".into()),
+            ..Customer::default()
+        }
+    }
+
+    fn legal_entity() -> Customer {
+        Customer {
+            id: "7b0c1d2e-0000-4000-8000-000000000002".into(),
+            email: Some("office@romashka.ru".into()),
+            phone: Some("+7 (495) 123-45-67".into()),
+            first_name: Some("Пётр".into()),
+            last_name: Some("Петров".into()),
+            company_name: Some("ООО \"Ромашка\"".into()),
+            tax_id: Some("7707083893".into()),
+            kpp: Some("770701001".into()),
+            role: Some("partner".into()),
+            status: Some("blocked".into()),
+            ..Customer::default()
+        }
+    }
+
+    fn export(customer: &Customer) -> Result<Counterparty, ValidationErrors> {
+        CustomerDataMapper::default().map_platform_to_1c(customer, &ExtraAttributes::new())
+    }
+
+    fn problem_fields(customer: &Customer) -> Vec<String> {
+        match export(customer) {
+            Ok(cp) => panic!("expected validation errors, got {cp:?}"),
+            Err(e) => e.fields().into_iter().map(str::to_owned).collect(),
+        }
+    }
+
+    #[test]
+    fn an_individual_is_named_last_name_then_first_name_with_normalised_contacts() {
+        // Given
+        let customer = individual();
+        // When
+        let cp = export(&customer).unwrap();
+        // Then
+        assert_eq!(cp.kind, CounterpartyKind::Individual);
+        assert_eq!(cp.platform_id, customer.id);
+        assert_eq!(cp.name, "Иванов Иван");
+        assert_eq!(cp.full_name, "Иванов Иван");
+        assert_eq!(cp.first_name.as_deref(), Some("Иван"));
+        assert_eq!(cp.last_name.as_deref(), Some("Иванов"));
+        assert_eq!(cp.contact_person, None);
+        assert_eq!(cp.inn.as_deref(), Some("500100732259"));
+        assert_eq!(cp.kpp, None);
+        assert_eq!(cp.email.as_deref(), Some("ivanov@example.ru"));
+        assert_eq!(cp.phone.as_deref(), Some("+79123456789"));
+        assert_eq!(cp.role.as_deref(), Some("Опт"));
+        assert_eq!(cp.status.as_deref(), Some("Активен"));
+        assert_eq!((cp.onec_id, cp.data_version), (None, None));
+        assert!(!cp.deletion_mark);
+        assert!(cp.extra.is_empty());
+    }
+
+    #[test]
+    fn a_legal_entity_carries_its_company_name_contact_person_inn_and_kpp() {
+        // When
+        let cp = export(&legal_entity()).unwrap();
+        // Then
+        assert_eq!(cp.kind, CounterpartyKind::LegalEntity);
+        assert_eq!(cp.name, "ООО \"Ромашка\"");
+        assert_eq!(cp.full_name, "ООО \"Ромашка\"");
+        assert_eq!(cp.contact_person.as_deref(), Some("Пётр Петров"));
+        assert_eq!(cp.inn.as_deref(), Some("7707083893"));
+        assert_eq!(cp.kpp.as_deref(), Some("770701001"));
+        assert_eq!(cp.phone.as_deref(), Some("+74951234567"));
+        assert_eq!(cp.role.as_deref(), Some("Партнёр"));
+        assert_eq!(cp.status.as_deref(), Some("Заблокирован"));
+    }
+
+    #[test]
+    fn xml_special_characters_and_surrounding_spaces_in_names_are_kept_but_trimmed() {
+        // Given
+        let mut customer = legal_entity();
+        customer.company_name = Some("  ООО \"Рога & Копыта\" <тест>  ".into());
+        customer.first_name = Some(" Ёжик ".into());
+        customer.last_name = Some("О'Брайен-Щукин".into());
+        // When
+        let cp = export(&customer).unwrap();
+        // Then
+        assert_eq!(cp.name, "ООО \"Рога & Копыта\" <тест>");
+        assert_eq!(cp.full_name, "ООО \"Рога & Копыта\" <тест>");
+        assert_eq!(cp.contact_person.as_deref(), Some("Ёжик О'Брайен-Щукин"));
+    }
+
+    #[test]
+    fn a_blank_company_name_makes_an_individual() {
+        let mut customer = individual();
+        customer.company_name = Some("   ".into());
+        assert_eq!(
+            export(&customer).unwrap().kind,
+            CounterpartyKind::Individual
+        );
+    }
+
+    #[test]
+    fn every_phone_form_is_exported_in_e164_and_kazakhstan_stays_kazakhstan() {
+        let cases = [
+            ("8 (912) 345-67-89", "+79123456789"),
+            ("+7 912 345 67 89", "+79123456789"),
+            ("9123456789", "+79123456789"),
+            ("8-912-345-67-89", "+79123456789"),
+            ("+7 (912) 345-67-89", "+79123456789"),
+            ("8.912.345.67.89\u{00A0}", "+79123456789"),
+            ("+7 701 123 45 67", "+77011234567"),
+        ];
+        for (input, e164) in cases {
+            // Given
+            let mut customer = individual();
+            customer.phone = Some(input.into());
+            // When
+            let cp = export(&customer).unwrap_or_else(|e| panic!("{input:?}: {e}"));
+            // Then
+            assert_eq!(cp.phone.as_deref(), Some(e164), "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn a_missing_or_blank_phone_is_fine_but_an_extension_is_not() {
+        let mut customer = individual();
+        customer.phone = None;
+        assert_eq!(export(&customer).unwrap().phone, None);
+        customer.phone = Some("  ".into());
+        assert_eq!(export(&customer).unwrap().phone, None);
+        customer.phone = Some("8-912-345-67-89 доб. 12".into());
+        assert_eq!(problem_fields(&customer), ["phone"]);
+    }
+
+    #[test]
+    fn tax_id_rules_depend_on_the_kind_of_counterparty() {
+        let legal = |inn: Option<&str>, kpp: Option<&str>| Customer {
+            tax_id: inn.map(Into::into),
+            kpp: kpp.map(Into::into),
+            ..legal_entity()
+        };
+        let person = |inn: Option<&str>, kpp: Option<&str>| Customer {
+            tax_id: inn.map(Into::into),
+            kpp: kpp.map(Into::into),
+            ..individual()
+        };
+        let cases: Vec<(&str, Customer, Vec<&str>)> = vec![
+            (
+                "legal without INN",
+                legal(None, Some("770701001")),
+                vec!["tax_id"],
+            ),
+            (
+                "legal with a person's INN",
+                legal(Some("500100732259"), Some("770701001")),
+                vec!["tax_id"],
+            ),
+            (
+                "legal without KPP",
+                legal(Some("7707083893"), None),
+                vec!["kpp"],
+            ),
+            (
+                "legal with a bad KPP",
+                legal(Some("7707083893"), Some("77070100")),
+                vec!["kpp"],
+            ),
+            (
+                "legal with a bad INN checksum",
+                legal(Some("1234567895"), Some("770701001")),
+                vec!["tax_id"],
+            ),
+            (
+                "legal without both",
+                legal(None, None),
+                vec!["tax_id", "kpp"],
+            ),
+            (
+                "person with a company INN",
+                person(Some("7707083893"), None),
+                vec!["tax_id"],
+            ),
+            (
+                "person with a KPP",
+                person(Some("500100732259"), Some("770701001")),
+                vec!["kpp"],
+            ),
+            (
+                "person with a bad INN",
+                person(Some("123456789037"), None),
+                vec!["tax_id"],
+            ),
+        ];
+        for (label, customer, expected) in cases {
+            assert_eq!(problem_fields(&customer), expected, "{label}");
+        }
+        // A person without INN and KPP, and the reference vectors, are fine.
+        for (c, inn) in [
+            (person(None, None), None),
+            (person(Some("123456789047"), None), Some("123456789047")),
+            (
+                legal(Some("5024089920"), Some("501701001")),
+                Some("5024089920"),
+            ),
+        ] {
+            assert_eq!(export(&c).unwrap().inn.as_deref(), inn);
+        }
+    }
+
+    #[test]
+    fn a_missing_role_and_status_take_the_tables_defaults_and_unknown_ones_are_rejected() {
+        // Given
+        let mut customer = individual();
+        customer.role = None;
+        customer.status = Some(" ".into());
+        // When
+        let cp = export(&customer).unwrap();
+        // Then
+        assert_eq!(cp.role.as_deref(), Some("Розница"));
+        assert_eq!(cp.status.as_deref(), Some("Активен"));
+
+        customer.role = Some("gold".into());
+        customer.status = Some("deleted".into());
+        let err = export(&customer).unwrap_err();
+        assert_eq!(err.fields(), ["role", "status"]);
+        assert!(err
+            .to_string()
+            .contains("`gold` is not in the mapping table"));
+    }
+
+    #[test]
+    fn the_platform_id_must_be_a_printable_commerceml_id() {
+        let cases = [
+            ("", false),
+            ("has space", false),
+            (" padded", false),
+            ("tab\tid", false),
+            (&"x".repeat(41), false),
+            (&"x".repeat(40), true),
+            ("7b0c1d2e-0000-4000-8000-000000000001", true),
+        ];
+        for (id, ok) in cases {
+            let customer = Customer {
+                id: id.to_owned(),
+                ..individual()
+            };
+            match export(&customer) {
+                Ok(cp) => {
+                    assert!(ok, "id {id:?} accepted");
+                    assert_eq!(cp.platform_id, id);
+                }
+                Err(e) => assert!(!ok && e.fields() == ["platform_id"], "id {id:?}: {e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn one_c_length_limits_are_enforced() {
+        let long = |n: usize| "Я".repeat(n);
+        let cases = [
+            (
+                Customer {
+                    company_name: Some(long(NAME_MAX + 1)),
+                    ..legal_entity()
+                },
+                "company_name",
+            ),
+            (
+                Customer {
+                    first_name: Some(long(NAME_PART_MAX + 1)),
+                    ..individual()
+                },
+                "first_name",
+            ),
+            (
+                Customer {
+                    first_name: Some(long(NAME_PART_MAX)),
+                    last_name: Some(long(NAME_PART_MAX)),
+                    ..individual()
+                },
+                "name",
+            ),
+            (
+                Customer {
+                    email: Some(format!("{}@{}.ru", "a".repeat(60), "b".repeat(40))),
+                    ..individual()
+                },
+                "email",
+            ),
+        ];
+        for (customer, field) in cases {
+            assert_eq!(problem_fields(&customer), [field]);
+        }
+        let at_limit = Customer {
+            company_name: Some(long(NAME_MAX)),
+            ..legal_entity()
+        };
+        assert_eq!(export(&at_limit).unwrap().name.chars().count(), NAME_MAX);
+    }
+
+    #[test]
+    fn an_individual_needs_some_name_and_a_missing_email_is_reported() {
+        let customer = Customer {
+            first_name: None,
+            last_name: None,
+            email: None,
+            ..individual()
+        };
+        assert_eq!(problem_fields(&customer), ["name", "email"]);
+        let only_first = Customer {
+            last_name: None,
+            ..individual()
+        };
+        assert_eq!(export(&only_first).unwrap().name, "Иван");
+    }
+
+    #[test]
+    fn the_stored_onec_id_is_passed_on_lowercased_and_a_malformed_one_is_reported() {
+        let mut customer = individual();
+        customer.onec_id = Some(GUID.to_uppercase());
+        assert_eq!(export(&customer).unwrap().onec_id.as_deref(), Some(GUID));
+        customer.onec_id = Some("00000000-0000-0000-0000-000000000000".into());
+        assert_eq!(export(&customer).unwrap().onec_id, None);
+        customer.onec_id = Some("not-a-guid".into());
+        assert_eq!(problem_fields(&customer), ["onec_id"]);
+    }
+
+    fn everything_wrong() -> Customer {
+        Customer {
+            id: String::new(),
+            email: Some("ivan.petrov.example.ru".into()),
+            phone: Some("+7 912 345 67 89 доб. 55".into()),
+            first_name: Some("Иван\u{0000}".into()),
+            last_name: Some("Петров".into()),
+            company_name: Some("ООО \"Секретная Фирма\"".into()),
+            tax_id: Some("7707083894".into()),
+            kpp: Some("7707-1001".into()),
+            role: Some("gold".into()),
+            status: Some("deleted".into()),
+            ..Customer::default()
+        }
+    }
+
+    #[test]
+    fn validation_reports_every_problem_at_once_as_a_permanent_error() {
+        // When
+        let err = export(&everything_wrong()).unwrap_err();
+        // Then
+        assert_eq!(
+            err.fields(),
+            [
+                "platform_id",
+                "first_name",
+                "email",
+                "phone",
+                "tax_id",
+                "kpp",
+                "role",
+                "status"
+            ]
+        );
+        assert_eq!(err.class(), ErrorClass::Permanent);
+        assert!(!err.is_retryable());
+        let text = err.to_string();
+        for expected in [
+            "email: missing '@'",
+            "phone: has an extension",
+            "tax_id: check digit mismatch",
+            "first_name: contains control characters",
+        ] {
+            assert!(text.contains(expected), "{text:?} lacks {expected:?}");
+        }
+    }
+
+    #[test]
+    fn the_validation_message_contains_no_personal_data() {
+        // Given
+        let customer = everything_wrong();
+        // When
+        let text = export(&customer).unwrap_err().to_string();
+        let debug = format!("{:?}", export(&customer).unwrap_err());
+        // Then
+        let personal = [
+            "ivan.petrov",
+            "example.ru",
+            "912",
+            "345 67 89",
+            "7707083894",
+            "7707-1001",
+            "Иван",
+            "Петров",
+            "Секретная",
+        ];
+        for value in personal {
+            assert!(!text.contains(value), "{text:?} leaks {value:?}");
+            assert!(!debug.contains(value), "{debug:?} leaks {value:?}");
+        }
+    }
+
+    #[test]
+    fn export_extras_are_read_from_the_raw_item_and_others_are_ignored() {
+        // Given
+        let mapper = CustomerDataMapper::new(MappingConfig::from_toml_str(WITH_EXTRAS).unwrap());
+        let customer = Customer {
+            role: Some("gold".into()),
+            status: None,
+            ..individual()
+        };
+        let extra: ExtraAttributes = [
+            ("city", " Казань "),
+            ("utm_source", "yandex"),
+            ("manager_name", "Сидоров"),
+            ("shoe_size", "42"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        // When
+        let cp = mapper.map_platform_to_1c(&customer, &extra).unwrap();
+        // Then
+        let expected: BTreeMap<String, String> = [("Город", "Казань"), ("Источник", "yandex")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        assert_eq!(cp.extra, expected);
+        assert_eq!(cp.role.as_deref(), Some("Золотой"));
+        assert_eq!(cp.status.as_deref(), Some("Вкл"));
+
+        let unknown_role = Customer {
+            role: Some("platinum".into()),
+            ..customer.clone()
+        };
+        let cp = mapper
+            .map_platform_to_1c(&unknown_role, &ExtraAttributes::new())
+            .unwrap();
+        assert_eq!(cp.role.as_deref(), Some("Базовый"));
+        assert!(cp.extra.is_empty());
+
+        let no_role = Customer {
+            role: None,
+            ..customer
+        };
+        let err = mapper
+            .map_platform_to_1c(&no_role, &ExtraAttributes::new())
+            .unwrap_err();
+        assert_eq!(err.problems()[0].to_string(), "role: is missing");
+    }
+
+    #[test]
+    fn an_extra_value_with_control_characters_is_a_problem_of_that_field() {
+        let mapper = CustomerDataMapper::new(MappingConfig::from_toml_str(WITH_EXTRAS).unwrap());
+        let customer = Customer {
+            role: Some("gold".into()),
+            status: None,
+            ..individual()
+        };
+        let extra: ExtraAttributes = [("city".to_owned(), "Ка\u{0007}зань".to_owned())].into();
+        let err = mapper.map_platform_to_1c(&customer, &extra).unwrap_err();
+        assert_eq!(err.fields(), ["city"]);
+    }
+
+    fn as_read_from_1c(mut cp: Counterparty) -> Counterparty {
+        cp.onec_id = Some(GUID.to_uppercase());
+        cp.data_version = Some("AAAAAAAETag=".into());
+        cp
+    }
+
+    #[test]
+    fn platform_to_1c_to_platform_gives_back_the_same_fields() {
+        let mapper = CustomerDataMapper::new(MappingConfig::from_toml_str(WITH_EXTRAS).unwrap());
+        let default = CustomerDataMapper::default();
+        let gold = |c: Customer| Customer {
+            role: Some("gold".into()),
+            status: Some("off".into()),
+            ..c
+        };
+        let cases = [
+            (&default, individual(), ExtraAttributes::new()),
+            (&default, legal_entity(), ExtraAttributes::new()),
+            (
+                &mapper,
+                gold(individual()),
+                [("city".to_owned(), "Казань".to_owned())].into(),
+            ),
+            (
+                &mapper,
+                gold(legal_entity()),
+                [("city".to_owned(), "Омск".to_owned())].into(),
+            ),
+        ];
+        for (mapper, customer, extra) in cases {
+            // Given
+            let cp = as_read_from_1c(mapper.map_platform_to_1c(&customer, &extra).unwrap());
+            // When
+            let back = mapper.map_1c_to_platform(&cp).unwrap();
+            // Then
+            let normalised_phone = customer
+                .phone
+                .as_deref()
+                .map(|p| Phone::parse(p).unwrap().to_string());
+            assert_eq!(back.platform_id.as_deref(), Some(customer.id.as_str()));
+            assert_eq!(back.onec_id, GUID);
+            assert_eq!(back.onec_version.as_deref(), Some("AAAAAAAETag="));
+            assert_eq!(back.email, customer.email);
+            assert_eq!(back.phone, normalised_phone);
+            assert_eq!(back.first_name, customer.first_name);
+            assert_eq!(back.last_name, customer.last_name);
+            assert_eq!(back.company_name, customer.company_name);
+            assert_eq!(back.tax_id, customer.tax_id);
+            assert_eq!(back.kpp, customer.kpp);
+            assert_eq!(back.role, customer.role);
+            assert_eq!(back.status, customer.status);
+            assert_eq!(back.extra, extra);
+            assert!(back.created_in_1c);
+            assert_eq!(back.sync_status, SyncStatus::Synced);
+            assert_eq!(back.value_of(fields::EMAIL), customer.email.as_deref());
+            assert_eq!(back.value_of(fields::TAX_ID), customer.tax_id.as_deref());
+            assert_eq!(back.value_of(fields::ROLE), customer.role.as_deref());
+        }
+    }
+
+    fn onec_counterparty() -> Counterparty {
+        Counterparty {
+            platform_id: String::new(),
+            onec_id: Some(GUID.into()),
+            data_version: Some("AAAAAQAAAAA=".into()),
+            kind: CounterpartyKind::Individual,
+            name: "Сидоров Семён".into(),
+            full_name: "Сидоров Семён".into(),
+            first_name: None,
+            last_name: None,
+            contact_person: None,
+            inn: None,
+            kpp: None,
+            email: Some("SEMEN@Example.RU".into()),
+            phone: Some("8 912 000-00-00".into()),
+            role: Some("VIP".into()),
+            status: Some("Активен".into()),
+            deletion_mark: false,
+            extra: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn a_counterparty_created_in_1c_maps_to_a_new_platform_customer() {
+        // When
+        let update = CustomerDataMapper::default()
+            .map_1c_to_platform(&onec_counterparty())
+            .unwrap();
+        // Then
+        assert_eq!(update.platform_id, None);
+        assert_eq!(update.last_name.as_deref(), Some("Сидоров"));
+        assert_eq!(update.first_name.as_deref(), Some("Семён"));
+        assert_eq!(update.email.as_deref(), Some("SEMEN@example.ru"));
+        assert_eq!(update.phone.as_deref(), Some("+79120000000"));
+        assert_eq!(update.role.as_deref(), Some("vip"));
+        assert_eq!(update.status.as_deref(), Some("active"));
+        assert_eq!(update.onec_version.as_deref(), Some("AAAAAQAAAAA="));
+        assert!(update.created_in_1c);
+    }
+
+    #[test]
+    fn a_legal_entity_from_1c_prefers_the_full_name_and_splits_the_contact_person() {
+        let cp = Counterparty {
+            kind: CounterpartyKind::LegalEntity,
+            name: "Ромашка ООО".into(),
+            full_name: "ООО \"Ромашка\"".into(),
+            contact_person: Some("Анна Мария Кузнецова".into()),
+            inn: Some("7707083893".into()),
+            kpp: Some("770701001".into()),
+            ..onec_counterparty()
+        };
+        let update = CustomerDataMapper::default()
+            .map_1c_to_platform(&cp)
+            .unwrap();
+        assert_eq!(update.company_name.as_deref(), Some("ООО \"Ромашка\""));
+        assert_eq!(update.first_name.as_deref(), Some("Анна"));
+        assert_eq!(update.last_name.as_deref(), Some("Мария Кузнецова"));
+        assert_eq!(update.tax_id.as_deref(), Some("7707083893"));
+    }
+
+    #[test]
+    fn a_blank_1c_role_or_status_means_no_value_but_an_unknown_one_is_an_import_error() {
+        let blank = Counterparty {
+            role: Some("  ".into()),
+            status: None,
+            ..onec_counterparty()
+        };
+        let update = CustomerDataMapper::default()
+            .map_1c_to_platform(&blank)
+            .unwrap();
+        assert_eq!((update.role, update.status), (None, None));
+
+        let unknown = Counterparty {
+            role: Some("Золотой".into()),
+            status: Some("Удалён".into()),
+            ..onec_counterparty()
+        };
+        let err = CustomerDataMapper::default()
+            .map_1c_to_platform(&unknown)
+            .unwrap_err();
+        assert_eq!(err.fields(), ["role", "status"]);
+        assert!(err.to_string().contains("`Золотой`"));
+    }
+
+    #[test]
+    fn unusable_1c_data_is_reported_field_by_field() {
+        // Given
+        let cp = Counterparty {
+            onec_id: Some("00000000-0000-0000-0000-000000000000".into()),
+            phone: Some("доб. 123".into()),
+            email: Some("semen-at-example.ru".into()),
+            inn: Some("7707083893".into()),
+            kpp: Some("770701001".into()),
+            ..onec_counterparty()
+        };
+        // When
+        let err = CustomerDataMapper::default()
+            .map_1c_to_platform(&cp)
+            .unwrap_err();
+        // Then
+        assert_eq!(err.fields(), ["onec_id", "email", "phone", "tax_id", "kpp"]);
+        assert!(!err.to_string().contains("semen"));
+    }
+
+    #[test]
+    fn import_extras_are_read_from_1c_and_export_only_ones_are_not() {
+        let mapper = CustomerDataMapper::new(MappingConfig::from_toml_str(WITH_EXTRAS).unwrap());
+        let cp = Counterparty {
+            role: Some("Золотой".into()),
+            status: Some("Вкл".into()),
+            extra: [
+                ("Город", "Казань"),
+                ("Менеджер", "Сидоров"),
+                ("Источник", "x"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+            ..onec_counterparty()
+        };
+        let update = mapper.map_1c_to_platform(&cp).unwrap();
+        assert_eq!(update.value_of("city"), Some("Казань"));
+        assert_eq!(update.value_of("manager_name"), Some("Сидоров"));
+        assert_eq!(update.value_of("utm_source"), None);
+        assert_eq!(update.role.as_deref(), Some("gold"));
+    }
+}
