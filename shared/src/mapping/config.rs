@@ -680,6 +680,42 @@ platform = ["email", "first_name", "last_name", "company_name", "tax_id", "kpp",
     }
 
     #[test]
+    fn the_commented_extra_fields_example_in_the_docs_is_valid_when_uncommented() {
+        // Given: the example blocks, with their leading "# " removed
+        let uncommented: String = DEFAULT_MAPPING_TOML
+            .lines()
+            .map(|line| {
+                let bare = line.strip_prefix("# ").unwrap_or(line);
+                let is_example = bare == "[[extra_fields]]"
+                    || ["platform = ", "onec = ", "direction = "]
+                        .iter()
+                        .any(|k| bare.starts_with(k));
+                if is_example {
+                    bare
+                } else {
+                    line
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        // When
+        let config = MappingConfig::from_toml_str(&uncommented).unwrap();
+        // Then
+        let extras: Vec<(&str, &str, Direction)> = config
+            .extra_fields()
+            .iter()
+            .map(|e| (e.platform.as_str(), e.onec.as_str(), e.direction))
+            .collect();
+        assert_eq!(
+            extras,
+            [
+                ("city", "Город", Direction::Both),
+                ("manager_name", "ОсновнойМенеджер", Direction::Import),
+            ]
+        );
+    }
+
+    #[test]
     fn the_role_table_translates_both_ways_and_an_unknown_role_is_rejected() {
         // Given
         let roles = MappingConfig::default().roles().clone();
