@@ -9,6 +9,7 @@ mod admin;
 mod config;
 mod faults;
 mod hs_json;
+mod odata;
 mod server;
 mod store;
 

@@ -3,7 +3,7 @@
 use crate::config::EmulatorConfig;
 use crate::faults::{AfterHandling, Decision, FaultPlan, FaultState, ScriptedAnswer, Stats};
 use crate::store::{CounterpartyFields, CounterpartyPatch, CounterpartyRecord, Store, StoreError};
-use crate::{admin, hs_json};
+use crate::{admin, hs_json, odata};
 use anyhow::Context as _;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -317,6 +317,7 @@ pub async fn spawn(config: EmulatorConfig) -> anyhow::Result<EmulatorHandle> {
 
 fn router(state: Arc<AppState>) -> Router {
     let hs = state.hs_prefix.clone();
+    let odata = state.odata_prefix.clone();
     let limit = state.config.body_limit_bytes;
     Router::new()
         .route(
@@ -325,7 +326,13 @@ fn router(state: Arc<AppState>) -> Router {
         )
         .route(&format!("{hs}/customers/{{onec_id}}"), get(hs_json::fetch))
         .route(&format!("{hs}/changes"), get(hs_json::changes))
-        // ROUTES-LATER
+        .route(
+            &format!("{odata}/{{resource}}"),
+            get(odata::get)
+                .post(odata::post)
+                .patch(odata::patch)
+                .delete(odata::delete),
+        )
         .merge(admin::router())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), gate))

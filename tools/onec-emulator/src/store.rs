@@ -383,7 +383,6 @@ impl Store {
     }
 
     /// Physical deletion, as OData `DELETE` does.
-    #[allow(dead_code)] // TEMP until the OData transport lands
     pub fn delete(&mut self, onec_id: &str) -> Result<(), StoreError> {
         let key = onec_id.to_ascii_lowercase();
         let removed = self
