@@ -1,1 +1,4 @@
 //! Test harness shared by the integration tests.
+
+pub mod emulator;
+pub mod onec_scenarios;

@@ -207,8 +207,10 @@ fn write_counterparty<W: std::io::Write>(
     Ok(())
 }
 
-/// The `ОбменКонтрагентами` message, UTF-8, every text escaped by the writer.
-pub(crate) fn build_exchange(
+/// The `ОбменКонтрагентами` message the client posts: UTF-8, every text escaped by the writer,
+/// valid against `customers-exchange.xsd`. `InvalidRequest` when a value breaks a CommerceML
+/// limit (an `Ид` over 40 characters, a name over 255, a malformed INN/KPP).
+pub fn exchange_message(
     counterparties: &[Counterparty],
     generated_at: chrono::NaiveDateTime,
 ) -> Result<Vec<u8>, OneCError> {
@@ -393,7 +395,7 @@ impl CommerceMlClient {
 #[async_trait]
 impl OneCClient for CommerceMlClient {
     async fn upsert_customer(&self, cp: &Counterparty) -> Result<UpsertOutcome, OneCError> {
-        let body = build_exchange(std::slice::from_ref(cp), self.now_local())?;
+        let body = exchange_message(std::slice::from_ref(cp), self.now_local())?;
         let request = self
             .http
             .request(Method::POST, self.url(&["customers"]))
@@ -557,7 +559,7 @@ mod tests {
 
     #[test]
     fn elements_follow_the_xsd_order_of_the_counterparty_type() {
-        let xml = String::from_utf8(build_exchange(&[individual()], when()).unwrap()).unwrap();
+        let xml = String::from_utf8(exchange_message(&[individual()], when()).unwrap()).unwrap();
         let order = [
             "<Ид>",
             "<Наименование>",
@@ -578,7 +580,7 @@ mod tests {
     #[test]
     fn special_characters_are_escaped_and_survive_a_round_trip() {
         // Given a legal entity whose name has every XML special character
-        let xml = build_exchange(&[legal()], when()).unwrap();
+        let xml = exchange_message(&[legal()], when()).unwrap();
         let text = String::from_utf8(xml.clone()).unwrap();
         assert!(text.contains("&amp; &lt;Ко&gt;"), "{text}");
 
@@ -601,7 +603,7 @@ mod tests {
             ..individual()
         };
         assert!(matches!(
-            build_exchange(&[cp], when()),
+            exchange_message(&[cp], when()),
             Err(OneCError::InvalidRequest(_))
         ));
     }
@@ -613,7 +615,7 @@ mod tests {
             ..individual()
         };
         assert!(matches!(
-            build_exchange(&[cp], when()),
+            exchange_message(&[cp], when()),
             Err(OneCError::InvalidRequest(_))
         ));
     }

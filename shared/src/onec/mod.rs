@@ -13,7 +13,7 @@ mod odata;
 mod schema;
 mod xml;
 
-pub use commerceml::CommerceMlClient;
+pub use commerceml::{exchange_message as commerceml_exchange_message, CommerceMlClient};
 pub use config::{
     Credentials, OneCConfig, OneCConfigError, Secret, Transport, UnknownTransport,
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_HS_ROOT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_REQUEST_TIMEOUT,
