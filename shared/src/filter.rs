@@ -5,7 +5,8 @@
 //!
 //! - **Created in 1C**: a record whose NewImage (or, for REMOVE, OldImage) has
 //!   `created_in_1c=true` is ignored. 1C owns these users; exporting them back would echo.
-//! - **INSERT** of a platform user is a registration (priority lane). If the row is not already
+//! - **INSERT** of a platform user is a registration (priority lane), unless the row is already
+//!   in sync (`synced_version >= version`, only ever written by onec-sync). If the row is not already
 //!   flagged (`needs_1c_export=true` and `sync_status=pending`), the decision asks the caller to
 //!   flag it first ([`Decision::MarkPendingAndEnqueue`]): a conditional write of bookkeeping
 //!   attributes at the row's version. If that condition fails a newer write exists and brings its
@@ -218,6 +219,9 @@ pub fn decide(record: &EventRecord, policy: &FilterPolicy) -> Result<Decision, I
             if new.created_in_1c {
                 return Ok(Decision::Ignore(IgnoreReason::CreatedIn1C));
             }
+            if new.is_in_sync() {
+                return Ok(Decision::Ignore(IgnoreReason::WrittenBySync));
+            }
             let message = message(&new, ExportReason::Registration, record, None);
             let flagged = new.needs_1c_export && new.sync_status == Some(SyncStatus::Pending);
             Ok(if flagged {
@@ -420,6 +424,16 @@ mod tests {
             decision,
             Decision::Enqueue(expected(&user, ExportReason::Registration, None))
         );
+    }
+
+    #[test]
+    fn an_insert_of_a_row_already_in_sync_is_ignored() {
+        // Given a row written with synced_version = version (a re-created, already exported row)
+        let user = synced(platform_user());
+        // When its INSERT is decided
+        let decision = decide(&record("INSERT", None, Some(&user)), &policy()).unwrap();
+        // Then nothing is exported
+        assert_eq!(decision, Decision::Ignore(IgnoreReason::WrittenBySync));
     }
 
     #[test]

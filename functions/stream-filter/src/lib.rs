@@ -24,10 +24,11 @@ use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventR
 use shared::config::{self, ConfigError};
 use shared::error::Classify;
 use shared::filter::{decide, Decision, FilterPolicy, IgnoreReason, RemovePolicy};
+use shared::mapping::{MappingConfig, MappingConfigError};
 use shared::message::{ExportMessage, Lane};
 use shared::metrics::{self, Dimension, Metrics};
 use shared::ports::{ExportQueue, PendingMarker, QueueError, StoreError, WriteOutcome};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub use lambda_runtime::Error;
 
@@ -48,7 +49,7 @@ impl FilterConfig {
     /// `USERS_TABLE`, `PRIORITY_QUEUE_URL`, `BULK_QUEUE_URL` (required); `SIGNIFICANT_FIELDS`
     /// (comma-separated; default: the mapping's significant fields, from `ONEC_MAPPING_FILE` or
     /// the built-in mapping); `REMOVE_POLICY` (`deactivate` | `ignore`); `METRICS_NAMESPACE`.
-    pub fn from_env() -> Result<Self, ConfigError> {
+    pub fn from_env() -> Result<Self, FilterConfigError> {
         let significant_fields = match config::optional("SIGNIFICANT_FIELDS") {
             Some(raw) => {
                 let fields = shared::filter::parse_field_list(&raw);
@@ -56,7 +57,8 @@ impl FilterConfig {
                     return Err(ConfigError::Invalid {
                         name: "SIGNIFICANT_FIELDS",
                         reason: "names no field".into(),
-                    });
+                    }
+                    .into());
                 }
                 fields
             }
@@ -74,6 +76,15 @@ impl FilterConfig {
                 .unwrap_or_else(|| metrics::DEFAULT_NAMESPACE.to_owned()),
         })
     }
+}
+
+/// The configuration cannot be loaded; the function must not start.
+#[derive(Debug, thiserror::Error)]
+pub enum FilterConfigError {
+    #[error(transparent)]
+    Env(#[from] ConfigError),
+    #[error("cannot load the mapping for the significant fields")]
+    Mapping(#[from] MappingConfigError),
 }
 
 /// What the handler needs; generic so tests inject fakes.
@@ -357,7 +368,16 @@ fn cause_chain(err: &dyn std::error::Error) -> String {
     chain.join(": ")
 }
 
-/// The significant fields when `SIGNIFICANT_FIELDS` is not set.
-fn mapping_significant_fields() -> Result<std::collections::BTreeSet<String>, ConfigError> {
-    Err(ConfigError::Missing("SIGNIFICANT_FIELDS"))
+/// The significant fields when `SIGNIFICANT_FIELDS` is not set: the mapping's, so a field the
+/// exporter sends is exactly a field whose change triggers an export.
+fn mapping_significant_fields() -> Result<BTreeSet<String>, FilterConfigError> {
+    let mapping = match config::optional("ONEC_MAPPING_FILE") {
+        Some(path) => MappingConfig::from_file(path)?,
+        None => MappingConfig::default(),
+    };
+    Ok(mapping
+        .significant_fields()
+        .into_iter()
+        .map(str::to_owned)
+        .collect())
 }
