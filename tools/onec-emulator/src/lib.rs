@@ -6,6 +6,7 @@
 //! the `onec-emulator` binary runs it by hand.
 
 mod admin;
+mod commerceml;
 mod config;
 mod faults;
 mod hs_json;

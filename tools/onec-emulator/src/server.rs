@@ -3,7 +3,7 @@
 use crate::config::EmulatorConfig;
 use crate::faults::{AfterHandling, Decision, FaultPlan, FaultState, ScriptedAnswer, Stats};
 use crate::store::{CounterpartyFields, CounterpartyPatch, CounterpartyRecord, Store, StoreError};
-use crate::{admin, hs_json, odata};
+use crate::{admin, commerceml, hs_json, odata};
 use anyhow::Context as _;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -327,6 +327,18 @@ fn router(state: Arc<AppState>) -> Router {
         .route(&format!("{hs}/customers/{{onec_id}}"), get(hs_json::fetch))
         .route(&format!("{hs}/changes"), get(hs_json::changes))
         .route(
+            &format!("{hs}/commerceml/customers"),
+            get(commerceml::find).post(commerceml::upsert),
+        )
+        .route(
+            &format!("{hs}/commerceml/customers/{{onec_id}}"),
+            get(commerceml::fetch),
+        )
+        .route(
+            &format!("{hs}/commerceml/changes"),
+            get(commerceml::changes),
+        )
+        .route(
             &format!("{odata}/{{resource}}"),
             get(odata::get)
                 .post(odata::post)
@@ -515,7 +527,8 @@ fn native_unavailable(transport: Transport, status: StatusCode) -> Response {
     let message = "Информационная база временно недоступна";
     match transport {
         Transport::Json => hs_json::error(status, "unavailable", message),
-        Transport::CommerceMl | Transport::OData | Transport::Other => text(status, message),
+        Transport::CommerceMl => commerceml::error(status, "unavailable", message),
+        Transport::OData | Transport::Other => text(status, message),
     }
 }
 

@@ -226,8 +226,7 @@ pub(crate) struct Store {
 
 impl Store {
     pub fn new(utc_offset_hours: i32) -> Self {
-        let utc_offset =
-            FixedOffset::east_opt(utc_offset_hours.clamp(-23, 23) * 3600).unwrap_or(Utc.fix());
+        let utc_offset = offset(utc_offset_hours);
         Self {
             records: HashMap::new(),
             by_platform_id: HashMap::new(),
@@ -409,14 +408,22 @@ impl Store {
         self.last_seq += 1;
         let data_version =
             base64::engine::general_purpose::STANDARD.encode(self.last_seq.to_be_bytes());
-        let now = Utc::now().with_timezone(&self.utc_offset).naive_local();
-        let modified_at = now.with_nanosecond(0).unwrap_or(now);
-        (self.last_seq, data_version, modified_at)
+        (self.last_seq, data_version, local_now(self.utc_offset))
     }
 }
 
+pub(crate) fn offset(utc_offset_hours: i32) -> FixedOffset {
+    FixedOffset::east_opt(utc_offset_hours.clamp(-23, 23) * 3600).unwrap_or(Utc.fix())
+}
+
+/// The emulated server's wall clock, whole seconds (1C dates have no fraction and no zone).
+pub(crate) fn local_now(offset: FixedOffset) -> NaiveDateTime {
+    let now = Utc::now().with_timezone(&offset).naive_local();
+    now.with_nanosecond(0).unwrap_or(now)
+}
+
 /// The checks a typical `ПередЗаписью` makes; a refusal is a business error, never retryable.
-fn check_before_write(fields: &CounterpartyFields) -> Result<(), StoreError> {
+pub(crate) fn check_before_write(fields: &CounterpartyFields) -> Result<(), StoreError> {
     let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     if let Some(inn) = &fields.inn {
         if !(all_digits(inn) && (inn.len() == 10 || inn.len() == 12)) {
