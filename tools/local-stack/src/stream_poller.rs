@@ -155,6 +155,21 @@ impl StreamPoller {
         Ok(report)
     }
 
+    /// One round: reads what the stream has now and delivers at most one batch per shard.
+    pub async fn poll_once<F, Fut, E>(
+        &mut self,
+        mut handler: F,
+    ) -> Result<StreamDrainReport, StreamPollerError>
+    where
+        F: FnMut(Event) -> Fut,
+        Fut: Future<Output = Result<DynamoDbEventResponse, E>>,
+        E: std::fmt::Display,
+    {
+        let mut report = StreamDrainReport::default();
+        self.step(&mut handler, &mut report, false).await?;
+        Ok(report)
+    }
+
     /// Polls until `stop` resolves (checking it between batches), then returns what happened.
     pub async fn run_until<F, Fut, E, S>(
         &mut self,
