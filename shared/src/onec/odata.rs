@@ -84,31 +84,41 @@ fn valid_datetime(value: &str) -> bool {
     chrono::NaiveDateTime::parse_from_str(value, "%Y-%m-%dT%H:%M:%S").is_ok()
 }
 
-/// The paging position of `list_changed`: the skip offset within the filter it started with.
+/// The paging position of `list_changed`: the skip offset within the filter it started with,
+/// and the greatest modification date seen on earlier pages (the last page may be empty).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Cursor {
     skip: u64,
     since: Option<String>,
+    seen: Option<String>,
 }
 
 impl Cursor {
     fn encode(&self) -> String {
-        match &self.since {
-            Some(since) => format!("{}|{since}", self.skip),
-            None => self.skip.to_string(),
-        }
+        format!(
+            "{}|{}|{}",
+            self.skip,
+            self.since.as_deref().unwrap_or(""),
+            self.seen.as_deref().unwrap_or("")
+        )
     }
 
     fn decode(text: &str) -> Option<Self> {
-        let (skip, since) = match text.split_once('|') {
-            Some((skip, since)) => (skip, Some(since.to_owned())),
-            None => (text, None),
+        let mut parts = text.split('|');
+        let skip = parts.next()?.parse().ok()?;
+        let date = |part: Option<&str>| -> Option<Option<String>> {
+            match part {
+                None | Some("") => Some(None),
+                Some(d) if valid_datetime(d) => Some(Some(d.to_owned())),
+                Some(_) => None,
+            }
         };
-        let skip = skip.parse().ok()?;
-        if since.as_deref().is_some_and(|s| !valid_datetime(s)) {
+        let since = date(parts.next())?;
+        let seen = date(parts.next())?;
+        if parts.next().is_some() {
             return None;
         }
-        Some(Self { skip, since })
+        Some(Self { skip, since, seen })
     }
 }
 
@@ -312,7 +322,9 @@ impl ODataClient {
             .filter(|(name, _)| {
                 !known.contains(&name.as_str())
                     && Some(name.as_str()) != s.modified_at_attribute.as_deref()
-                    && !name.contains('@')
+                    // Annotations (`odata.metadata`, `…@odata.navigationLinkUrl`); 1C
+                    // attribute names never hold '.' or '@'.
+                    && !name.contains(['@', '.'])
                     && !name.ends_with("_Key")
                     && !name.ends_with("_Type")
             })
@@ -569,7 +581,11 @@ impl OneCClient for ODataClient {
                         "watermark is not a 1C date (YYYY-MM-DDTHH:MM:SS)".into(),
                     ));
                 }
-                Cursor { skip: 0, since }
+                Cursor {
+                    skip: 0,
+                    since,
+                    seen: None,
+                }
             }
         };
         let attribute = self.schema.modified_at_attribute.as_deref();
@@ -596,15 +612,17 @@ impl OneCClient for ODataClient {
             .send("list_changed", self.http.request(Method::GET, url))
             .await?;
         let found = entities(&response)?;
-        let page_max = found.iter().filter_map(|e| self.modified_at(e)).max();
-        let watermark = match (cursor.since.clone(), page_max) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        };
+        let watermark = found
+            .iter()
+            .filter_map(|e| self.modified_at(e))
+            .chain(cursor.since.clone())
+            .chain(cursor.seen.clone())
+            .max();
         let next_cursor = (found.len() as u64 >= u64::from(top)).then(|| {
             Cursor {
                 skip: cursor.skip + found.len() as u64,
                 since: cursor.since.clone(),
+                seen: watermark.clone(),
             }
             .encode()
         });
@@ -770,17 +788,34 @@ mod tests {
         let cursor = Cursor {
             skip: 40,
             since: Some("2026-11-28T15:04:05".into()),
+            seen: Some("2026-11-28T16:00:00".into()),
         };
         assert_eq!(Cursor::decode(&cursor.encode()), Some(cursor));
-        assert_eq!(
-            Cursor::decode("3"),
-            Some(Cursor {
-                skip: 3,
-                since: None
-            })
-        );
-        assert_eq!(Cursor::decode("3|2026' or 1 eq 1"), None);
+        let bare = Cursor {
+            skip: 3,
+            since: None,
+            seen: None,
+        };
+        assert_eq!(Cursor::decode(&bare.encode()), Some(bare.clone()));
+        assert_eq!(Cursor::decode("3"), Some(bare));
+        assert_eq!(Cursor::decode("3|2026' or 1 eq 1|"), None);
+        assert_eq!(Cursor::decode("3||x"), None);
         assert_eq!(Cursor::decode("x"), None);
+    }
+
+    #[test]
+    fn annotations_are_not_taken_for_extra_attributes() {
+        let c = client();
+        let mut entity = c.entity_body(&legal());
+        entity.insert(
+            "odata.metadata".into(),
+            "http://h/$metadata#X/@Element".into(),
+        );
+        entity.insert("Parent@navigationLinkUrl".into(), "X".into());
+        assert_eq!(
+            c.read_entity(&entity).extra,
+            BTreeMap::from([("Город".to_owned(), "Казань".to_owned())])
+        );
     }
 
     #[test]
