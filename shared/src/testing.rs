@@ -530,3 +530,74 @@ impl MessageControl for FakeMessageControl {
         Ok(())
     }
 }
+
+/// The export queues in memory: records what was enqueued per lane; can refuse messages.
+#[derive(Debug, Default)]
+pub struct FakeExportQueue {
+    sent: Mutex<Vec<(Lane, crate::message::ExportMessage)>>,
+    refuse_customers: Mutex<Vec<String>>,
+    fail_calls: AtomicBool,
+}
+
+impl FakeExportQueue {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn sent(&self) -> Vec<(Lane, crate::message::ExportMessage)> {
+        lock(&self.sent).clone()
+    }
+
+    pub fn sent_to(&self, lane: Lane) -> Vec<crate::message::ExportMessage> {
+        self.sent()
+            .into_iter()
+            .filter(|(l, _)| *l == lane)
+            .map(|(_, m)| m)
+            .collect()
+    }
+
+    /// Messages for this customer are refused (transiently, as SQS's internal errors are).
+    pub fn refuse_customer(&self, customer_id: &str) {
+        lock(&self.refuse_customers).push(customer_id.to_owned());
+    }
+
+    /// Every call fails as a whole while set.
+    pub fn set_failing(&self, failing: bool) {
+        self.fail_calls.store(failing, Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl crate::ports::ExportQueue for FakeExportQueue {
+    async fn enqueue(
+        &self,
+        lane: Lane,
+        batch: &[crate::message::ExportMessage],
+    ) -> Result<Vec<Result<(), crate::ports::QueueError>>, crate::ports::QueueError> {
+        if self.fail_calls.load(Ordering::SeqCst) {
+            return Err(crate::ports::QueueError::Request {
+                lane,
+                class: crate::error::ErrorClass::Transient,
+                source: "injected failure".into(),
+            });
+        }
+        let refused = lock(&self.refuse_customers).clone();
+        let mut sent = lock(&self.sent);
+        Ok(batch
+            .iter()
+            .map(|msg| {
+                if refused.contains(&msg.customer_id) {
+                    Err(crate::ports::QueueError::Rejected {
+                        lane,
+                        code: "InternalError".into(),
+                        sender_fault: false,
+                        class: crate::error::ErrorClass::Transient,
+                    })
+                } else {
+                    sent.push((lane, msg.clone()));
+                    Ok(())
+                }
+            })
+            .collect())
+    }
+}

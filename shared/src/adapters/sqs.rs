@@ -317,7 +317,7 @@ impl crate::ports::MessageControl for SqsMessageControl {
             .change_message_visibility()
             .queue_url(self.queue_url(lane))
             .receipt_handle(receipt_handle)
-            // At most 43 200 after the cap, so the conversion cannot fail.
+            // Below 43 200 after the cap, so the conversion cannot fail.
             .visibility_timeout(i32::try_from(seconds).unwrap_or(i32::MAX))
             .send()
             .await

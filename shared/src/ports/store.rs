@@ -186,7 +186,8 @@ pub struct DeadLetter {
 /// Control of a message the exporter received.
 #[async_trait]
 pub trait MessageControl: Send + Sync {
-    /// Keeps the message invisible for `delay` (capped at SQS's 12 h) before its next delivery.
+    /// Keeps the message invisible for `delay` (capped at [`MAX_VISIBILITY`]) before its next
+    /// delivery.
     async fn delay_retry(
         &self,
         lane: Lane,
@@ -198,8 +199,10 @@ pub trait MessageControl: Send + Sync {
     async fn dead_letter(&self, letter: &DeadLetter) -> Result<(), MessageControlError>;
 }
 
-/// SQS's maximum visibility timeout.
-pub const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 60 * 60);
+/// The longest backoff asked of SQS. SQS allows 12 h, counted from the receive (moto and AWS
+/// refuse a new timeout that would end later), so an hour is left for the time the message has
+/// already been in flight.
+pub const MAX_VISIBILITY: Duration = Duration::from_secs(11 * 60 * 60);
 
 /// A queue control call failed.
 #[derive(Debug, thiserror::Error)]
