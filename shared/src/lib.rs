@@ -8,7 +8,8 @@
 //! - [`pii`]: masking of e-mail, phone and INN for logs;
 //! - pipeline: [`message`] (queue messages), [`filter`] (stream decisions), [`export`]
 //!   (`CustomerExportService`), [`backoff`], [`metrics`] (EMF), [`sync_log`], [`config`],
-//!   [`ports`] and their AWS [`adapters`].
+//!   [`ports`] and their AWS [`adapters`];
+//! - full sync: [`sync_run`] (run records), [`import`] (1C → platform), [`redrive`] (DLQ).
 
 pub mod adapters;
 pub mod backoff;
@@ -17,12 +18,15 @@ pub mod domain;
 pub mod error;
 pub mod export;
 pub mod filter;
+pub mod import;
 pub mod mapping;
 pub mod message;
 pub mod metrics;
 pub mod onec;
 pub mod pii;
 pub mod ports;
+pub mod redrive;
 pub mod sync_log;
+pub mod sync_run;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;

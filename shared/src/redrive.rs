@@ -1,0 +1,1 @@
+//! Moving dead letters back to their source queue (issue 5).

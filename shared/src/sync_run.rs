@@ -1,0 +1,2 @@
+//! Full-sync run records: one run at a time, progress counters, cursor, cancel and resume
+//! (issue 5).
