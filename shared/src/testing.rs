@@ -601,3 +601,193 @@ impl crate::ports::ExportQueue for FakeExportQueue {
             .collect())
     }
 }
+
+// --- 1C import (issue 5): the users table as the import sees it, and a paged change feed. ---
+
+/// Writes the import's conditional updates like the DynamoDB adapter: only while the row is at
+/// the version read, naming only the fields 1C owns and bookkeeping, never removing attributes.
+#[async_trait]
+impl crate::import::ImportStore for FakeCustomerStore {
+    async fn load(&self, id: &str) -> Result<Option<StoredCustomer>, StoreError> {
+        CustomerStore::load(self, id).await
+    }
+
+    async fn find_by_onec_id(&self, onec_id: &str) -> Result<Option<StoredCustomer>, StoreError> {
+        self.injected_failure()?;
+        let id = lock(&self.rows)
+            .iter()
+            .find(|(_, row)| row.get("onec_id").and_then(Value::as_str) == Some(onec_id))
+            .map(|(id, _)| id.clone());
+        match id {
+            Some(id) => CustomerStore::load(self, &id).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn create(&self, user: &crate::import::NewUser) -> Result<WriteOutcome, StoreError> {
+        self.injected_failure()?;
+        let Ok(Value::Object(mut row)) = serde_json::to_value(&user.customer) else {
+            return Err(StoreError::Encode {
+                what: "user",
+                table: "fake-users".into(),
+                source: "not an object".into(),
+            });
+        };
+        for (name, value) in &user.extra {
+            row.insert(name.clone(), Value::from(value.as_str()));
+        }
+        let mut rows = lock(&self.rows);
+        let outcome = if rows.contains_key(&user.customer.id) {
+            WriteOutcome::Stale
+        } else {
+            rows.insert(user.customer.id.clone(), row.clone());
+            WriteOutcome::Applied
+        };
+        lock(&self.writes).push(StoreWrite {
+            id: user.customer.id.clone(),
+            operation: "import_create",
+            attributes: match outcome {
+                WriteOutcome::Applied => row.keys().cloned().collect(),
+                WriteOutcome::Stale => Vec::new(),
+            },
+            outcome,
+        });
+        Ok(outcome)
+    }
+
+    async fn apply(
+        &self,
+        id: &str,
+        write: &crate::import::ImportWrite,
+    ) -> Result<WriteOutcome, StoreError> {
+        self.injected_failure()?;
+        let mut set: Vec<(String, Value)> = vec![
+            ("onec_id".into(), Value::from(write.onec_id.as_str())),
+            (
+                "last_sync_at".into(),
+                Value::from(
+                    write
+                        .at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                ),
+            ),
+        ];
+        if let Some(version) = &write.onec_version {
+            set.push(("onec_version".into(), Value::from(version.as_str())));
+        }
+        if !write.fields.is_empty() {
+            for (name, value) in &write.fields {
+                set.push((name.clone(), Value::from(value.as_str())));
+            }
+            set.push(("version".into(), Value::from(write.new_version())));
+            set.push((
+                "last_change_source".into(),
+                Value::from(crate::import::IMPORT_CHANGE_SOURCE),
+            ));
+        }
+        if write.mark_in_sync {
+            set.push(("synced_version".into(), Value::from(write.new_version())));
+        }
+        let mut rows = lock(&self.rows);
+        let outcome = match rows.get_mut(id) {
+            Some(row)
+                if row.get("version").and_then(Value::as_u64).unwrap_or(0)
+                    == write.expected_version =>
+            {
+                for (name, value) in &set {
+                    row.insert(name.clone(), value.clone());
+                }
+                WriteOutcome::Applied
+            }
+            _ => WriteOutcome::Stale,
+        };
+        lock(&self.writes).push(StoreWrite {
+            id: id.to_owned(),
+            operation: "import_apply",
+            attributes: match outcome {
+                WriteOutcome::Applied => set.into_iter().map(|(n, _)| n).collect(),
+                WriteOutcome::Stale => Vec::new(),
+            },
+            outcome,
+        });
+        Ok(outcome)
+    }
+}
+
+/// A 1C whose change feed is a list of counterparties served in pages of `page_size`; the
+/// cursor and the watermark are positions in that list. Other operations are not supported.
+#[derive(Debug, Default)]
+pub struct FakeChangeFeed {
+    changes: Mutex<Vec<Counterparty>>,
+    failures: Mutex<VecDeque<OneCError>>,
+}
+
+impl FakeChangeFeed {
+    pub fn new(changes: impl IntoIterator<Item = Counterparty>) -> Self {
+        Self {
+            changes: Mutex::new(changes.into_iter().collect()),
+            failures: Mutex::default(),
+        }
+    }
+
+    /// Appends changes, as 1C writing more counterparties.
+    pub fn push(&self, cp: Counterparty) {
+        lock(&self.changes).push(cp);
+    }
+
+    /// The next `list_changed` fails with `err`.
+    pub fn fail_next(&self, err: OneCError) {
+        lock(&self.failures).push_back(err);
+    }
+}
+
+fn feed_position(token: Option<&str>) -> usize {
+    token.and_then(|t| t.parse().ok()).unwrap_or(0)
+}
+
+#[async_trait]
+impl OneCClient for FakeChangeFeed {
+    async fn upsert_customer(&self, _cp: &Counterparty) -> Result<UpsertOutcome, OneCError> {
+        Err(OneCError::InvalidRequest(
+            "the change feed fake takes no writes".into(),
+        ))
+    }
+
+    async fn fetch_customer(&self, onec_id: &str) -> Result<Option<Counterparty>, OneCError> {
+        Ok(lock(&self.changes)
+            .iter()
+            .rev()
+            .find(|cp| cp.onec_id.as_deref() == Some(onec_id))
+            .cloned())
+    }
+
+    async fn find_by_platform_id(
+        &self,
+        platform_id: &str,
+    ) -> Result<Option<Counterparty>, OneCError> {
+        Ok(lock(&self.changes)
+            .iter()
+            .rev()
+            .find(|cp| cp.platform_id == platform_id)
+            .cloned())
+    }
+
+    async fn list_changed(
+        &self,
+        watermark: Option<&str>,
+        cursor: Option<&str>,
+        page_size: u32,
+    ) -> Result<ChangePage, OneCError> {
+        if let Some(err) = lock(&self.failures).pop_front() {
+            return Err(err);
+        }
+        let changes = lock(&self.changes);
+        let start = feed_position(cursor.or(watermark)).min(changes.len());
+        let end = (start + page_size.max(1) as usize).min(changes.len());
+        Ok(ChangePage {
+            items: changes[start..end].to_vec(),
+            next_cursor: (end < changes.len()).then(|| end.to_string()),
+            watermark: Some(end.to_string()),
+        })
+    }
+}
