@@ -10,17 +10,31 @@ pub enum ConfigError {
     Invalid { name: &'static str, reason: String },
 }
 
+/// Where variables come from: the process environment in Lambda ([`env_lookup`]), a map when
+/// the local stack runs several functions in one process with different settings.
+pub trait Lookup {
+    fn get(&self, name: &str) -> Option<String>;
+}
+
+impl<F: Fn(&str) -> Option<String>> Lookup for F {
+    fn get(&self, name: &str) -> Option<String> {
+        self(name)
+    }
+}
+
+/// The process environment.
+pub fn env_lookup(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
 /// Reads a required variable; empty counts as missing.
 pub fn required(name: &'static str) -> Result<String, ConfigError> {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => Ok(v),
-        _ => Err(ConfigError::Missing(name)),
-    }
+    required_in(&env_lookup, name)
 }
 
 /// Reads an optional variable; empty counts as absent.
 pub fn optional(name: &'static str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+    optional_in(&env_lookup, name)
 }
 
 /// Reads and parses an optional variable, falling back to `default`.
@@ -29,7 +43,33 @@ where
     T: FromStr,
     T::Err: std::fmt::Display,
 {
-    match optional(name) {
+    parsed_or_in(&env_lookup, name, default)
+}
+
+/// [`required`] from `lookup`.
+pub fn required_in(lookup: &impl Lookup, name: &'static str) -> Result<String, ConfigError> {
+    match lookup.get(name) {
+        Some(v) if !v.trim().is_empty() => Ok(v),
+        _ => Err(ConfigError::Missing(name)),
+    }
+}
+
+/// [`optional`] from `lookup`.
+pub fn optional_in(lookup: &impl Lookup, name: &'static str) -> Option<String> {
+    lookup.get(name).filter(|v| !v.trim().is_empty())
+}
+
+/// [`parsed_or`] from `lookup`.
+pub fn parsed_or_in<T>(
+    lookup: &impl Lookup,
+    name: &'static str,
+    default: T,
+) -> Result<T, ConfigError>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    match optional_in(lookup, name) {
         None => Ok(default),
         Some(raw) => raw
             .trim()

@@ -1,7 +1,7 @@
 //! The exporter's configuration, read from the environment once per cold start.
 
 use shared::backoff::DEFAULT_BREAKER_THRESHOLD;
-use shared::config::{optional, parsed_or, required, ConfigError};
+use shared::config::{env_lookup, optional_in, parsed_or_in, required_in, ConfigError, Lookup};
 use shared::metrics::DEFAULT_NAMESPACE;
 use shared::sync_log::DEFAULT_RETENTION_DAYS;
 use std::path::PathBuf;
@@ -62,7 +62,14 @@ pub struct ExporterConfig {
 
 impl ExporterConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
-        let allow_insecure = parsed_or("ONEC_ALLOW_INSECURE_HTTP", false)?;
+        Self::from_lookup(&env_lookup)
+    }
+
+    /// The same variables from another source (the local stack runs functions side by side).
+    pub fn from_lookup(env: &impl Lookup) -> Result<Self, ConfigError> {
+        let required = |name: &'static str| required_in(env, name);
+        let optional = |name: &'static str| optional_in(env, name);
+        let allow_insecure = parsed_or_in(env, "ONEC_ALLOW_INSECURE_HTTP", false)?;
         let credentials = match optional("ONEC_SECRET_ARN") {
             Some(secret_id) => CredentialsSource::Secret { secret_id },
             None if allow_insecure => CredentialsSource::Plain {
@@ -71,10 +78,10 @@ impl ExporterConfig {
             },
             None => return Err(ConfigError::Missing("ONEC_SECRET_ARN")),
         };
-        let max_attempts: u32 = parsed_or("MAX_EXPORT_ATTEMPTS", 5)?;
-        let concurrency: usize = parsed_or("EXPORT_CONCURRENCY", 4)?;
-        let base: u64 = parsed_or("BACKOFF_BASE_SECS", 30)?;
-        let cap: u64 = parsed_or("BACKOFF_CAP_SECS", 900)?;
+        let max_attempts: u32 = parsed_or_in(env, "MAX_EXPORT_ATTEMPTS", 5)?;
+        let concurrency: usize = parsed_or_in(env, "EXPORT_CONCURRENCY", 4)?;
+        let base: u64 = parsed_or_in(env, "BACKOFF_BASE_SECS", 30)?;
+        let cap: u64 = parsed_or_in(env, "BACKOFF_CAP_SECS", 900)?;
         if max_attempts == 0 {
             return Err(invalid("MAX_EXPORT_ATTEMPTS", "must be at least 1"));
         }
@@ -103,12 +110,20 @@ impl ExporterConfig {
             concurrency,
             backoff_base: Duration::from_secs(base),
             backoff_cap: Duration::from_secs(cap),
-            breaker_threshold: parsed_or("CIRCUIT_BREAKER_THRESHOLD", DEFAULT_BREAKER_THRESHOLD)?,
+            breaker_threshold: parsed_or_in(
+                env,
+                "CIRCUIT_BREAKER_THRESHOLD",
+                DEFAULT_BREAKER_THRESHOLD,
+            )?,
             metrics_namespace: optional("METRICS_NAMESPACE")
                 .unwrap_or_else(|| DEFAULT_NAMESPACE.into()),
             function_name: optional("AWS_LAMBDA_FUNCTION_NAME")
                 .unwrap_or_else(|| "exporter".into()),
-            sync_log_retention_days: parsed_or("SYNC_LOG_RETENTION_DAYS", DEFAULT_RETENTION_DAYS)?,
+            sync_log_retention_days: parsed_or_in(
+                env,
+                "SYNC_LOG_RETENTION_DAYS",
+                DEFAULT_RETENTION_DAYS,
+            )?,
         })
     }
 }

@@ -50,7 +50,12 @@ impl FilterConfig {
     /// (comma-separated; default: the mapping's significant fields, from `ONEC_MAPPING_FILE` or
     /// the built-in mapping); `REMOVE_POLICY` (`deactivate` | `ignore`); `METRICS_NAMESPACE`.
     pub fn from_env() -> Result<Self, FilterConfigError> {
-        let significant_fields = match config::optional("SIGNIFICANT_FIELDS") {
+        Self::from_lookup(&config::env_lookup)
+    }
+
+    /// The same variables from another source (the local stack runs functions side by side).
+    pub fn from_lookup(env: &impl config::Lookup) -> Result<Self, FilterConfigError> {
+        let significant_fields = match config::optional_in(env, "SIGNIFICANT_FIELDS") {
             Some(raw) => {
                 let fields = shared::filter::parse_field_list(&raw);
                 if fields.is_empty() {
@@ -62,17 +67,17 @@ impl FilterConfig {
                 }
                 fields
             }
-            None => mapping_significant_fields()?,
+            None => mapping_significant_fields(env)?,
         };
         Ok(Self {
-            users_table: config::required("USERS_TABLE")?,
-            priority_queue_url: config::required("PRIORITY_QUEUE_URL")?,
-            bulk_queue_url: config::required("BULK_QUEUE_URL")?,
+            users_table: config::required_in(env, "USERS_TABLE")?,
+            priority_queue_url: config::required_in(env, "PRIORITY_QUEUE_URL")?,
+            bulk_queue_url: config::required_in(env, "BULK_QUEUE_URL")?,
             policy: FilterPolicy {
                 significant_fields,
-                remove_policy: config::parsed_or("REMOVE_POLICY", RemovePolicy::default())?,
+                remove_policy: config::parsed_or_in(env, "REMOVE_POLICY", RemovePolicy::default())?,
             },
-            metrics_namespace: config::optional("METRICS_NAMESPACE")
+            metrics_namespace: config::optional_in(env, "METRICS_NAMESPACE")
                 .unwrap_or_else(|| metrics::DEFAULT_NAMESPACE.to_owned()),
         })
     }
@@ -370,8 +375,10 @@ fn cause_chain(err: &dyn std::error::Error) -> String {
 
 /// The significant fields when `SIGNIFICANT_FIELDS` is not set: the mapping's, so a field the
 /// exporter sends is exactly a field whose change triggers an export.
-fn mapping_significant_fields() -> Result<BTreeSet<String>, FilterConfigError> {
-    let mapping = match config::optional("ONEC_MAPPING_FILE") {
+fn mapping_significant_fields(
+    env: &impl config::Lookup,
+) -> Result<BTreeSet<String>, FilterConfigError> {
+    let mapping = match config::optional_in(env, "ONEC_MAPPING_FILE") {
         Some(path) => MappingConfig::from_file(path)?,
         None => MappingConfig::default(),
     };
