@@ -36,6 +36,10 @@ lint: ## rustfmt check and clippy with warnings as errors
 test: setup ## Every test: unit, handler, 1C emulator, moto integration
 	cargo test --workspace --all-targets
 
+demo: setup ## The whole sync locally: moto, 1C emulator, real handlers, 300 users, checked report (ARGS="--users 50 --transport odata --keep")
+	cargo build -p local-stack --bin local-stack
+	./target/debug/local-stack demo $(ARGS)
+
 emulator: ## Run the 1C emulator by hand on 127.0.0.1:8081
 	cargo run -p onec-emulator -- --port 8081
 
