@@ -12,7 +12,8 @@
 //!   [`user_id_for_counterparty`], else [`ImportStore::find_by_onec_id`]) is updated the same way,
 //!   or a user is created with `created_in_1c=true`, in sync, never exported (the stream filter
 //!   and the exporter skip `created_in_1c` users);
-//! - **unchanged since the last sync** (`onec_version` equals 1C's `DataVersion`) → nothing.
+//! - **unchanged since the last sync** (`onec_version` equals 1C's `DataVersion`) → nothing;
+//! - 1C's deletion mark creates no user and removes none: the platform decides about accounts.
 //!
 //! Conflicts (per field, only where 1C holds a value that differs from the platform's):
 //! - a 1C-owned field while the row has unexported platform changes (`version >

@@ -483,3 +483,88 @@ async fn paging_from_a_watermark_imports_each_change_once_and_bad_data_does_not_
     assert_eq!(user.status.as_deref(), Some("blocked"));
     rig.emulator.stop().await;
 }
+
+#[tokio::test]
+async fn a_user_is_found_by_1c_reference_through_an_index_and_through_a_scan() {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+        Projection, ProjectionType, ScalarAttributeType,
+    };
+    use shared::import::ImportStore;
+
+    // Given a users table with a GSI on onec_id, holding a linked and an unlinked user
+    let moto = MotoServer::start().await.expect("moto starts (make setup)");
+    let aws = sdk_config(moto.endpoint()).await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
+    let table = unique_prefix("users-gsi");
+    let key = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .expect("a key element builds")
+    };
+    let string_attribute = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .expect("an attribute definition builds")
+    };
+    dynamodb
+        .create_table()
+        .table_name(&table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(string_attribute("id"))
+        .attribute_definitions(string_attribute("onec_id"))
+        .key_schema(key("id", KeyType::Hash))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name("onec_id-index")
+                .key_schema(key("onec_id", KeyType::Hash))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::KeysOnly)
+                        .build(),
+                )
+                .build()
+                .expect("the index builds"),
+        )
+        .send()
+        .await
+        .expect("CreateTable");
+    for (id, onec_id) in [
+        ("u-linked", Some("3f2c9a1e-0000-4000-8000-000000000001")),
+        ("u-other", None),
+    ] {
+        let mut row = json!({"id": id, "version": 1, "email": "a@example.com"});
+        if let Some(onec_id) = onec_id {
+            row["onec_id"] = json!(onec_id);
+        }
+        dynamodb
+            .put_item()
+            .table_name(&table)
+            .set_item(Some(serde_dynamo::to_item(row).expect("the row converts")))
+            .send()
+            .await
+            .expect("PutItem");
+    }
+    let scanning = DynamoDbImportStore::new(dynamodb.clone(), &table);
+    let indexed = scanning.clone().with_onec_id_index("onec_id-index");
+
+    // When both stores look the reference up, and an unknown one
+    for store in [&scanning, &indexed] {
+        let found = store
+            .find_by_onec_id("3f2c9a1e-0000-4000-8000-000000000001")
+            .await
+            .expect("the lookup runs");
+        let missing = store
+            .find_by_onec_id("3f2c9a1e-0000-4000-8000-000000000002")
+            .await
+            .expect("the lookup runs");
+
+        // Then the linked user is found, the unknown reference finds nobody
+        assert_eq!(found.map(|s| s.customer.id).as_deref(), Some("u-linked"));
+        assert!(missing.is_none());
+    }
+}
