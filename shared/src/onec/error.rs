@@ -1,4 +1,5 @@
 use crate::error::{Classify, ErrorClass};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Every way a call to 1C can end badly, classified for retry decisions.
@@ -59,6 +60,11 @@ pub enum OneCError {
     /// Any other transport failure.
     #[error("HTTP error talking to 1C")]
     Http(#[source] reqwest::Error),
+
+    /// A failure of a whole batch request, shared by every customer in it (the transport
+    /// errors inside cannot be copied); kind, class and retry-after are the inner error's.
+    #[error(transparent)]
+    WholeBatch(Arc<OneCError>),
 }
 
 fn detail_suffix(detail: &Option<String>) -> String {
@@ -80,7 +86,65 @@ impl OneCError {
         match self {
             OneCError::RateLimited { retry_after } => *retry_after,
             OneCError::Unavailable { retry_after, .. } => *retry_after,
+            OneCError::WholeBatch(inner) => inner.retry_after(),
             _ => None,
+        }
+    }
+
+    /// This failure of a whole batch request as the result of each of its `items`: copies of
+    /// it where the error is plain data, a shared reference where it holds a transport error.
+    pub fn for_each_item(self, items: usize) -> Vec<OneCError> {
+        let copy = |e: &OneCError| -> Option<OneCError> {
+            Some(match e {
+                OneCError::RateLimited { retry_after } => OneCError::RateLimited {
+                    retry_after: *retry_after,
+                },
+                OneCError::Unavailable {
+                    status,
+                    retry_after,
+                    detail,
+                } => OneCError::Unavailable {
+                    status: *status,
+                    retry_after: *retry_after,
+                    detail: detail.clone(),
+                },
+                OneCError::Unauthorized { status, detail } => OneCError::Unauthorized {
+                    status: *status,
+                    detail: detail.clone(),
+                },
+                OneCError::Rejected {
+                    status,
+                    code,
+                    message,
+                } => OneCError::Rejected {
+                    status: *status,
+                    code: code.clone(),
+                    message: message.clone(),
+                },
+                OneCError::HtmlPage { status, title } => OneCError::HtmlPage {
+                    status: *status,
+                    title: title.clone(),
+                },
+                OneCError::InvalidRequest(m) => OneCError::InvalidRequest(m.clone()),
+                OneCError::WholeBatch(inner) => OneCError::WholeBatch(inner.clone()),
+                _ => return None,
+            })
+        };
+        if items == 0 {
+            return Vec::new();
+        }
+        match copy(&self) {
+            Some(_) => {
+                let mut all: Vec<OneCError> = (1..items).filter_map(|_| copy(&self)).collect();
+                all.push(self);
+                all
+            }
+            None => {
+                let shared = Arc::new(self);
+                (0..items)
+                    .map(|_| OneCError::WholeBatch(shared.clone()))
+                    .collect()
+            }
         }
     }
 
@@ -97,6 +161,7 @@ impl OneCError {
             OneCError::MalformedResponse { .. } => "malformed_response",
             OneCError::InvalidRequest(_) => "invalid_request",
             OneCError::Http(_) => "http",
+            OneCError::WholeBatch(inner) => inner.kind(),
         }
     }
 }
@@ -130,6 +195,7 @@ impl Classify for OneCError {
             OneCError::Unauthorized { .. }
             | OneCError::Rejected { .. }
             | OneCError::InvalidRequest(_) => ErrorClass::Permanent,
+            OneCError::WholeBatch(inner) => inner.class(),
         }
     }
 }

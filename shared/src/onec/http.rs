@@ -27,6 +27,8 @@ pub(crate) struct ErrorDetail {
 pub(crate) enum BodyFormat {
     Json,
     Xml,
+    /// An OData `$batch` answer.
+    Multipart,
 }
 
 impl BodyFormat {
@@ -34,6 +36,7 @@ impl BodyFormat {
         match self {
             BodyFormat::Json => "application/json",
             BodyFormat::Xml => "application/xml, text/xml",
+            BodyFormat::Multipart => "multipart/mixed",
         }
     }
 
@@ -43,6 +46,7 @@ impl BodyFormat {
             BodyFormat::Xml => {
                 essence == "application/xml" || essence == "text/xml" || essence.ends_with("+xml")
             }
+            BodyFormat::Multipart => essence == "multipart/mixed",
         }
     }
 }
@@ -121,11 +125,29 @@ impl HttpCore {
             .header(ACCEPT, self.dialect.format.accept())
     }
 
+    /// A request with auth and Accept set for a batch answer (`multipart/mixed`).
+    pub fn batch_request(&self, method: Method, url: Url) -> RequestBuilder {
+        self.client
+            .request(method, url)
+            .header(AUTHORIZATION, self.authorization.clone())
+            .header(ACCEPT, BodyFormat::Multipart.accept())
+    }
+
     /// Sends the request and returns the 2xx answer, or the classified failure.
     pub async fn send(
         &self,
         operation: &'static str,
         request: RequestBuilder,
+    ) -> Result<Response, OneCError> {
+        self.send_as(operation, request, self.dialect.format).await
+    }
+
+    /// [`HttpCore::send`] for an answer in `format` rather than the transport's own.
+    pub async fn send_as(
+        &self,
+        operation: &'static str,
+        request: RequestBuilder,
+        format: BodyFormat,
     ) -> Result<Response, OneCError> {
         let span = tracing::info_span!(
             "onec_request",
@@ -135,7 +157,10 @@ impl HttpCore {
             elapsed_ms = tracing::field::Empty,
         );
         let started = Instant::now();
-        let result = self.send_inner(request).instrument(span.clone()).await;
+        let result = self
+            .send_inner(request, format)
+            .instrument(span.clone())
+            .await;
         let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         span.record("elapsed_ms", elapsed_ms);
         let _entered = span.enter();
@@ -159,7 +184,11 @@ impl HttpCore {
         result
     }
 
-    async fn send_inner(&self, request: RequestBuilder) -> Result<Response, OneCError> {
+    async fn send_inner(
+        &self,
+        request: RequestBuilder,
+        format: BodyFormat,
+    ) -> Result<Response, OneCError> {
         let mut response = request.send().await.map_err(map_transport_error)?;
         let status = response.status();
         let headers = response.headers().clone();
@@ -177,12 +206,34 @@ impl HttpCore {
                 source: None,
             });
         }
-        classify(status, &headers, &body, &self.dialect)?;
+        let dialect = Dialect {
+            format,
+            ..self.dialect
+        };
+        classify(status, &headers, &body, &dialect)?;
         Ok(Response {
             status,
             headers,
             body,
         })
+    }
+}
+
+/// 1C's answer to a batch resource it does not have: a 404/405/501 that is not 1C's own
+/// "counterparty not found" (OData: code 8 "entity type not found", 6 "invalid URL" or 0
+/// "not supported"), so the caller falls back to one request per customer.
+pub(crate) fn batch_unsupported(error: &OneCError) -> bool {
+    match error {
+        OneCError::Rejected {
+            status: 404 | 405 | 501,
+            code,
+            ..
+        } => matches!(code.as_deref(), None | Some("0" | "6" | "8" | "19")),
+        OneCError::Unavailable { status: 501, .. } => true,
+        OneCError::HtmlPage {
+            status: 404 | 405, ..
+        } => true,
+        _ => false,
     }
 }
 

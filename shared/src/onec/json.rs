@@ -1,13 +1,20 @@
 //! Transport `json`: the HTTP service `/hs/<root>/…` of `docs/onec-contract.md`.
 
 use super::config::{OneCConfig, Transport};
-use super::http::{malformed, BodyFormat, Dialect, ErrorDetail, HttpCore, Response};
-use super::{ChangePage, Counterparty, CounterpartyKind, OneCClient, OneCError, UpsertOutcome};
+use super::http::{
+    batch_unsupported, classify, malformed, BodyFormat, Dialect, ErrorDetail, HttpCore, Response,
+};
+use super::{
+    ChangePage, Counterparty, CounterpartyKind, OneCClient, OneCError, UpsertOutcome,
+    MAX_BATCH_ITEMS,
+};
 use async_trait::async_trait;
+use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 const DIALECT: Dialect = Dialect {
     transport: Transport::Json,
@@ -148,6 +155,28 @@ struct UpsertAnswer {
     created: Option<bool>,
 }
 
+/// One entry of a batch answer: the single call's status and body, merged.
+#[derive(Debug, Deserialize)]
+struct BatchItemAnswer {
+    #[serde(default)]
+    status: Option<u16>,
+    #[serde(default)]
+    platform_id: Option<String>,
+    #[serde(default)]
+    onec_id: Option<String>,
+    #[serde(default)]
+    data_version: Option<String>,
+    #[serde(default)]
+    created: Option<bool>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct BatchAnswer {
+    results: Vec<BatchItemAnswer>,
+}
+
 #[derive(Debug, Deserialize)]
 struct Items {
     items: Vec<CustomerDto>,
@@ -167,6 +196,9 @@ struct Changes {
 pub struct HttpServiceJsonClient {
     http: HttpCore,
     root: Vec<String>,
+    /// Set when the service answered that it has no batch resource; later batches go one
+    /// customer per request.
+    no_batch: AtomicBool,
 }
 
 impl HttpServiceJsonClient {
@@ -174,9 +206,93 @@ impl HttpServiceJsonClient {
         Ok(Self {
             http: HttpCore::new(config, DIALECT)?,
             root: hs_root_segments(&config.hs_root),
+            no_batch: AtomicBool::new(false),
         })
     }
 
+    /// One `POST …/customers/batch`; `None` when the service has no batch resource.
+    async fn send_batch(
+        &self,
+        items: &[&Counterparty],
+    ) -> Option<Vec<Result<UpsertOutcome, OneCError>>> {
+        let body: Vec<CustomerDto> = items
+            .iter()
+            .map(|cp| CustomerDto::from_counterparty(cp))
+            .collect();
+        let request = self
+            .http
+            .request(Method::POST, self.url(&["customers", "batch"]))
+            .json(&body);
+        let response = match self.http.send("upsert_customers", request).await {
+            Ok(response) => response,
+            Err(e) if batch_unsupported(&e) => return None,
+            Err(e) => return Some(e.for_each_item(items.len()).into_iter().map(Err).collect()),
+        };
+        let answer: BatchAnswer = match parse_json(&response) {
+            Ok(answer) => answer,
+            Err(e) => return Some(e.for_each_item(items.len()).into_iter().map(Err).collect()),
+        };
+        if answer.results.len() != items.len() {
+            let e = malformed(
+                response.status,
+                format!(
+                    "{} results for {} customers",
+                    answer.results.len(),
+                    items.len()
+                ),
+                None,
+            );
+            return Some(e.for_each_item(items.len()).into_iter().map(Err).collect());
+        }
+        Some(
+            answer
+                .results
+                .into_iter()
+                .zip(items)
+                .map(|(item, cp)| batch_item(item, &cp.platform_id, response.status))
+                .collect(),
+        )
+    }
+}
+
+/// One item of a batch answer, classified exactly as the single call with its status would be.
+fn batch_item(
+    item: BatchItemAnswer,
+    platform_id: &str,
+    batch_status: StatusCode,
+) -> Result<UpsertOutcome, OneCError> {
+    if item
+        .platform_id
+        .as_deref()
+        .is_some_and(|echoed| echoed != platform_id)
+    {
+        return Err(malformed(
+            batch_status,
+            "batch results are not in request order",
+            None,
+        ));
+    }
+    let status = item
+        .status
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .ok_or_else(|| malformed(batch_status, "a batch result has no valid status", None))?;
+    if status.is_success() {
+        return Ok(UpsertOutcome {
+            onec_id: required(item.onec_id, status, "onec_id")?,
+            data_version: required(item.data_version, status, "data_version")?,
+            created: item.created.unwrap_or(status == StatusCode::CREATED),
+        });
+    }
+    let body = serde_json::to_vec(&serde_json::json!({ "error": item.error })).unwrap_or_default();
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    match classify(status, &headers, &body, &DIALECT) {
+        Err(e) => Err(e),
+        Ok(()) => Err(malformed(status, "a batch result has no outcome", None)),
+    }
+}
+
+impl HttpServiceJsonClient {
     fn url(&self, tail: &[&str]) -> url::Url {
         let mut segments: Vec<&str> = vec!["hs"];
         segments.extend(self.root.iter().map(String::as_str));
@@ -206,6 +322,19 @@ fn required(value: Option<String>, status: StatusCode, what: &str) -> Result<Str
     value
         .filter(|v| !v.trim().is_empty())
         .ok_or_else(|| malformed(status, format!("answer has no {what}"), None))
+}
+
+/// The trait's default: one request per customer, a few at a time.
+async fn per_customer(
+    client: &HttpServiceJsonClient,
+    items: &[Counterparty],
+) -> Vec<Result<UpsertOutcome, OneCError>> {
+    use futures::stream::{self, StreamExt as _};
+    let calls: Vec<_> = items.iter().map(|cp| client.upsert_customer(cp)).collect();
+    stream::iter(calls)
+        .buffered(super::DEFAULT_UPSERT_CONCURRENCY)
+        .collect()
+        .await
 }
 
 fn is_not_found(error: &OneCError) -> bool {
@@ -240,6 +369,53 @@ impl OneCClient for HttpServiceJsonClient {
                 .created
                 .unwrap_or(response.status == StatusCode::CREATED),
         })
+    }
+
+    async fn upsert_customers(
+        &self,
+        items: &[Counterparty],
+    ) -> Vec<Result<UpsertOutcome, OneCError>> {
+        let mut results: Vec<Option<Result<UpsertOutcome, OneCError>>> =
+            items.iter().map(|_| None).collect();
+        let mut sendable = Vec::new();
+        for (i, cp) in items.iter().enumerate() {
+            if cp.platform_id.trim().is_empty() {
+                results[i] = Some(Err(OneCError::InvalidRequest(
+                    "platform id is empty".into(),
+                )));
+            } else {
+                sendable.push(i);
+            }
+        }
+        for chunk in sendable.chunks(MAX_BATCH_ITEMS) {
+            let batch: Vec<&Counterparty> = chunk.iter().map(|&i| &items[i]).collect();
+            let answered = if self.no_batch.load(Ordering::Relaxed) {
+                None
+            } else {
+                self.send_batch(&batch).await
+            };
+            let answered = match answered {
+                Some(answered) => answered,
+                None => {
+                    if !self.no_batch.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(
+                            "the 1C HTTP service has no batch resource; one customer per request from now on"
+                        );
+                    }
+                    let owned: Vec<Counterparty> = batch.into_iter().cloned().collect();
+                    per_customer(self, &owned).await
+                }
+            };
+            for (&i, result) in chunk.iter().zip(answered) {
+                results[i] = Some(result);
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| Err(OneCError::InvalidRequest("customer not sent".into())))
+            })
+            .collect()
     }
 
     async fn fetch_customer(&self, onec_id: &str) -> Result<Option<Counterparty>, OneCError> {
@@ -406,3 +582,4 @@ mod tests {
         assert!(value.get("data_version").is_none());
     }
 }
+

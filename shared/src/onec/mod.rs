@@ -4,6 +4,7 @@
 //! - transports: HTTP service JSON, 1C standard OData, CommerceML 2.10 XML;
 //! - [`OneCError`] classifies every outcome as transient or permanent.
 
+mod batch;
 mod commerceml;
 mod config;
 mod error;
@@ -27,6 +28,12 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+/// Per-customer requests in flight at once when a transport has no batch interface.
+pub const DEFAULT_UPSERT_CONCURRENCY: usize = 4;
+
+/// The most customers one batch request carries; longer lists are split into several requests.
+pub const MAX_BATCH_ITEMS: usize = 500;
 
 /// The client for the configured transport (`ONEC_TRANSPORT`), behind the port.
 pub fn build_client(config: OneCConfig) -> Result<Arc<dyn OneCClient>, OneCError> {
@@ -109,6 +116,24 @@ pub struct ChangePage {
 pub trait OneCClient: Send + Sync {
     /// Create or update the counterparty whose platform id is `cp.platform_id`.
     async fn upsert_customer(&self, cp: &Counterparty) -> Result<UpsertOutcome, OneCError>;
+
+    /// Create or update several counterparties; one result per item, in input order.
+    ///
+    /// A failure of the whole exchange (timeout, 503…) is every item's result; a customer 1C
+    /// refuses fails alone. This default sends one request per customer, a few at a time;
+    /// transports with a batch interface override it (`docs/onec-contract.md`, "Batches").
+    async fn upsert_customers(
+        &self,
+        items: &[Counterparty],
+    ) -> Vec<Result<UpsertOutcome, OneCError>> {
+        use futures::stream::{self, StreamExt as _};
+        // Futures are created up front: a closure in the stream trips async_trait's lifetimes.
+        let calls: Vec<_> = items.iter().map(|cp| self.upsert_customer(cp)).collect();
+        stream::iter(calls)
+            .buffered(DEFAULT_UPSERT_CONCURRENCY)
+            .collect()
+            .await
+    }
 
     /// Fetch one counterparty by 1C reference; `Ok(None)` when 1C has none.
     async fn fetch_customer(&self, onec_id: &str) -> Result<Option<Counterparty>, OneCError>;

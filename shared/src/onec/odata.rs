@@ -1,16 +1,21 @@
 //! Transport `odata`: the 1C standard OData interface (`/odata/standard.odata/…`).
 
+use super::batch::{self, BatchPart, PartRequest, PartResponse};
 use super::config::{OneCConfig, Transport};
-use super::http::{malformed, BodyFormat, Dialect, ErrorDetail, HttpCore, Response};
+use super::http::{
+    batch_unsupported, classify, malformed, BodyFormat, Dialect, ErrorDetail, HttpCore, Response,
+};
 use super::{
     ChangePage, Counterparty, CounterpartyKind, OneCClient, OneCError, OneCSchema, UpsertOutcome,
+    DEFAULT_UPSERT_CONCURRENCY, MAX_BATCH_ITEMS,
 };
 use async_trait::async_trait;
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
-use reqwest::header::LOCATION;
+use reqwest::header::{CONTENT_TYPE, LOCATION};
 use reqwest::{Method, StatusCode};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 const DIALECT: Dialect = Dialect {
     transport: Transport::OData,
@@ -127,6 +132,16 @@ impl Cursor {
 pub struct ODataClient {
     http: HttpCore,
     schema: OneCSchema,
+    /// Set when the publication answered that it has no `$batch`; later batches go one
+    /// customer per request.
+    no_batch: AtomicBool,
+}
+
+/// The outcome of one batch exchange: per part, its responses, or a failure for all parts.
+enum Exchange {
+    Answered(Vec<Vec<PartResponse>>),
+    Failed(OneCError),
+    Unsupported,
 }
 
 impl ODataClient {
@@ -134,7 +149,188 @@ impl ODataClient {
         Ok(Self {
             http: HttpCore::new(config, DIALECT)?,
             schema: config.schema.clone(),
+            no_batch: AtomicBool::new(false),
         })
+    }
+
+    fn lookup_url(&self, platform_id: &str) -> url::Url {
+        let filter = format!(
+            "{} eq {}",
+            self.schema.platform_id_attribute,
+            string_literal(platform_id)
+        );
+        self.collection_url(&[("$format", "json"), ("$filter", &filter)])
+    }
+
+    /// One `POST $batch` with these parts; the answer must hold exactly one entry per part.
+    async fn exchange(&self, operation: &'static str, parts: &[BatchPart]) -> Exchange {
+        let (content_type, body) = batch::encode(parts);
+        let url = self.http.url(&["odata", "standard.odata", "$batch"]);
+        let request = self
+            .http
+            .batch_request(Method::POST, url)
+            .header(CONTENT_TYPE, content_type)
+            .body(body);
+        let response = match self
+            .http
+            .send_as(operation, request, BodyFormat::Multipart)
+            .await
+        {
+            Ok(response) => response,
+            Err(e) if batch_unsupported(&e) => return Exchange::Unsupported,
+            Err(e) => return Exchange::Failed(e),
+        };
+        let content_type = response
+            .headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        match batch::decode(content_type, &response.body) {
+            Ok(answers)
+                if answers.len() == parts.len() && answers.iter().all(|a| !a.is_empty()) =>
+            {
+                Exchange::Answered(answers)
+            }
+            Ok(answers) => Exchange::Failed(malformed(
+                response.status,
+                format!("{} answers for {} batch parts", answers.len(), parts.len()),
+                None,
+            )),
+            Err(reason) => Exchange::Failed(malformed(
+                response.status,
+                format!("unreadable batch answer: {reason}"),
+                None,
+            )),
+        }
+    }
+
+    /// The batch flow: one `$batch` of lookups by platform id, then one `$batch` with a change
+    /// set per customer (POST when not found, PATCH of the oldest match otherwise).
+    async fn upsert_chunk(
+        &self,
+        items: &[&Counterparty],
+    ) -> Option<Vec<Result<UpsertOutcome, OneCError>>> {
+        let mut results: Vec<Option<Result<UpsertOutcome, OneCError>>> =
+            items.iter().map(|_| None).collect();
+        let lookups: Vec<BatchPart> = items
+            .iter()
+            .map(|cp| {
+                BatchPart::Query(PartRequest {
+                    method: Method::GET,
+                    url: self.lookup_url(&cp.platform_id).to_string(),
+                    json_body: None,
+                })
+            })
+            .collect();
+        let found = match self.exchange("find_by_platform_id", &lookups).await {
+            Exchange::Unsupported => return None,
+            Exchange::Failed(e) => {
+                return Some(e.for_each_item(items.len()).into_iter().map(Err).collect())
+            }
+            Exchange::Answered(answers) => answers,
+        };
+        // Writes for the customers whose lookup succeeded, in item order.
+        let mut writes = Vec::new();
+        let mut parts = Vec::new();
+        for (i, answer) in found.into_iter().enumerate() {
+            let existing = answer
+                .into_iter()
+                .next()
+                .ok_or_else(|| malformed(StatusCode::OK, "empty batch answer", None))
+                .and_then(part_result)
+                .and_then(|response| entities(&response));
+            let existing = match existing {
+                Ok(existing) => existing,
+                Err(e) => {
+                    results[i] = Some(Err(e));
+                    continue;
+                }
+            };
+            if existing.len() > 1 {
+                tracing::warn!(
+                    platform_id = %items[i].platform_id,
+                    duplicates = existing.len(),
+                    "1C holds several counterparties with this platform id; updating the oldest"
+                );
+            }
+            let body =
+                serde_json::to_vec(&Value::Object(self.entity_body(items[i]))).unwrap_or_default();
+            let write = match oldest(existing) {
+                Some(entity) => {
+                    match ref_and_version(&entity, StatusCode::OK)
+                        .and_then(|(ref_key, _)| Ok((self.entity_url(&ref_key)?, ref_key)))
+                    {
+                        Ok((url, ref_key)) => (
+                            PartRequest {
+                                method: Method::PATCH,
+                                url: url.to_string(),
+                                json_body: Some(body),
+                            },
+                            Some(ref_key),
+                        ),
+                        Err(e) => {
+                            results[i] = Some(Err(e));
+                            continue;
+                        }
+                    }
+                }
+                None => (
+                    PartRequest {
+                        method: Method::POST,
+                        url: self.collection_url(&[("$format", "json")]).to_string(),
+                        json_body: Some(body),
+                    },
+                    None,
+                ),
+            };
+            parts.push(BatchPart::ChangeSet(vec![write.0]));
+            writes.push((i, write.1));
+        }
+        if !writes.is_empty() {
+            match self.exchange("upsert_customers", &parts).await {
+                Exchange::Answered(answers) => {
+                    for ((i, known_ref), answer) in writes.into_iter().zip(answers) {
+                        let outcome = match answer.into_iter().next().map(part_result) {
+                            Some(Ok(response)) => self
+                                .written(&response, known_ref.as_deref())
+                                .await
+                                .map(|(onec_id, data_version)| UpsertOutcome {
+                                    onec_id,
+                                    data_version,
+                                    created: known_ref.is_none(),
+                                }),
+                            Some(Err(e)) => Err(e),
+                            None => Err(malformed(StatusCode::OK, "empty batch answer", None)),
+                        };
+                        results[i] = Some(outcome);
+                    }
+                }
+                Exchange::Failed(e) => {
+                    for ((i, _), e) in writes.iter().zip(e.for_each_item(writes.len())) {
+                        results[*i] = Some(Err(e));
+                    }
+                }
+                // It answered the lookups, so it has $batch; a refusal now is an error.
+                Exchange::Unsupported => {
+                    let e = OneCError::Rejected {
+                        status: 404,
+                        code: None,
+                        message: "1C refused the write batch".into(),
+                    };
+                    for ((i, _), e) in writes.iter().zip(e.for_each_item(writes.len())) {
+                        results[*i] = Some(Err(e));
+                    }
+                }
+            }
+        }
+        Some(
+            results
+                .into_iter()
+                .map(|r| {
+                    r.unwrap_or_else(|| Err(OneCError::InvalidRequest("customer not sent".into())))
+                })
+                .collect(),
+        )
     }
 
     fn resource(&self) -> String {
@@ -159,12 +355,7 @@ impl ODataClient {
     }
 
     async fn lookup(&self, platform_id: &str) -> Result<Vec<Map<String, Value>>, OneCError> {
-        let filter = format!(
-            "{} eq {}",
-            self.schema.platform_id_attribute,
-            string_literal(platform_id)
-        );
-        let url = self.collection_url(&[("$format", "json"), ("$filter", &filter)]);
+        let url = self.lookup_url(platform_id);
         let response = self
             .http
             .send("find_by_platform_id", self.http.request(Method::GET, url))
@@ -437,6 +628,16 @@ fn entities(response: &Response) -> Result<Vec<Map<String, Value>>, OneCError> {
         .collect()
 }
 
+/// A response inside a batch, classified as the same response outside one would be.
+fn part_result(part: PartResponse) -> Result<Response, OneCError> {
+    classify(part.status, &part.headers, &part.body, &DIALECT)?;
+    Ok(Response {
+        status: part.status,
+        headers: part.headers,
+        body: part.body,
+    })
+}
+
 fn has_ref(entity: &Map<String, Value>) -> bool {
     entity
         .get("Ref_Key")
@@ -535,6 +736,57 @@ impl OneCClient for ODataClient {
                 })
             }
         }
+    }
+
+    async fn upsert_customers(
+        &self,
+        items: &[Counterparty],
+    ) -> Vec<Result<UpsertOutcome, OneCError>> {
+        let mut results: Vec<Option<Result<UpsertOutcome, OneCError>>> =
+            items.iter().map(|_| None).collect();
+        let mut sendable = Vec::new();
+        for (i, cp) in items.iter().enumerate() {
+            if cp.platform_id.trim().is_empty() {
+                results[i] = Some(Err(OneCError::InvalidRequest(
+                    "platform id is empty".into(),
+                )));
+            } else {
+                sendable.push(i);
+            }
+        }
+        for chunk in sendable.chunks(MAX_BATCH_ITEMS) {
+            let batch: Vec<&Counterparty> = chunk.iter().map(|&i| &items[i]).collect();
+            let answered = if self.no_batch.load(Ordering::Relaxed) {
+                None
+            } else {
+                self.upsert_chunk(&batch).await
+            };
+            let answered = match answered {
+                Some(answered) => answered,
+                None => {
+                    if !self.no_batch.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(
+                            "this 1C publication has no OData $batch; one customer per request from now on"
+                        );
+                    }
+                    use futures::stream::{self, StreamExt as _};
+                    let calls: Vec<_> = batch.iter().map(|cp| self.upsert_customer(cp)).collect();
+                    stream::iter(calls)
+                        .buffered(DEFAULT_UPSERT_CONCURRENCY)
+                        .collect()
+                        .await
+                }
+            };
+            for (&i, result) in chunk.iter().zip(answered) {
+                results[i] = Some(result);
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| Err(OneCError::InvalidRequest("customer not sent".into())))
+            })
+            .collect()
     }
 
     async fn fetch_customer(&self, onec_id: &str) -> Result<Option<Counterparty>, OneCError> {
@@ -828,3 +1080,4 @@ mod tests {
         assert_eq!(guid_from_location("https://h/x"), None);
     }
 }
+

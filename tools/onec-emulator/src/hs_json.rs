@@ -100,13 +100,92 @@ pub(crate) fn error(status: StatusCode, code: &str, message: &str) -> Response {
     )
 }
 
-fn store_error(err: &StoreError) -> Response {
-    let message = err.to_string();
+/// The status and error code the service answers a store refusal with.
+fn store_error_parts(err: &StoreError) -> (StatusCode, &'static str) {
     match err {
-        StoreError::NotFound(_) => error(StatusCode::NOT_FOUND, "not_found", &message),
-        StoreError::Conflict(_) => error(StatusCode::CONFLICT, "conflict", &message),
-        StoreError::Business(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "business", &message),
+        StoreError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+        StoreError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+        StoreError::Business(_) => (StatusCode::INTERNAL_SERVER_ERROR, "business"),
     }
+}
+
+fn store_error(err: &StoreError) -> Response {
+    let (status, code) = store_error_parts(err);
+    error(status, code, &err.to_string())
+}
+
+/// The most customers one batch request may carry.
+pub(crate) const MAX_BATCH: usize = 500;
+
+/// `POST /hs/<root>/customers/batch`: every item upserted on its own, in order; one item's
+/// refusal never touches the others. Each result is what the single call would have answered.
+pub(crate) async fn batch(State(app): State<Arc<AppState>>, body: Bytes) -> Response {
+    let items = match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(serde_json::Value::Array(items)) => items,
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "validation",
+                "the body is not an array of customer objects",
+            )
+        }
+    };
+    if items.len() > MAX_BATCH {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "validation",
+            &format!("at most {MAX_BATCH} customers per batch"),
+        );
+    }
+    let mut store = app.store();
+    let results: Vec<serde_json::Value> = items
+        .into_iter()
+        .map(|item| {
+            let platform_id = item
+                .get("platform_id")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned);
+            let failed = |status: StatusCode, code: &str, message: &str| {
+                json!({
+                    "status": status.as_u16(),
+                    "platform_id": platform_id,
+                    "error": {"code": code, "message": message},
+                })
+            };
+            let input: CustomerInput = match serde_json::from_value(item) {
+                Ok(input) => input,
+                Err(e) => {
+                    return failed(
+                        StatusCode::BAD_REQUEST,
+                        "validation",
+                        &format!("the item is not a customer object: {e}"),
+                    )
+                }
+            };
+            let fields = match input.into_fields() {
+                Ok(fields) => fields,
+                Err(message) => {
+                    return failed(StatusCode::UNPROCESSABLE_ENTITY, "validation", &message)
+                }
+            };
+            match store.upsert_by_platform_id(fields) {
+                Ok((record, created)) => json!({
+                    "status": if created { 201 } else { 200 },
+                    "platform_id": platform_id,
+                    "onec_id": record.onec_id,
+                    "data_version": record.data_version,
+                    "code": record.code,
+                    "created": created,
+                }),
+                Err(e) => {
+                    let (status, code) = store_error_parts(&e);
+                    failed(status, code, &e.to_string())
+                }
+            }
+        })
+        .collect();
+    drop(store);
+    json_response(StatusCode::OK, &json!({ "results": results }))
 }
 
 /// `POST /hs/<root>/customers`: create or update by platform id.

@@ -11,6 +11,7 @@ mod config;
 mod faults;
 mod hs_json;
 mod odata;
+mod odata_batch;
 mod server;
 mod store;
 

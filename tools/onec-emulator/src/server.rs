@@ -3,14 +3,14 @@
 use crate::config::EmulatorConfig;
 use crate::faults::{AfterHandling, Decision, FaultPlan, FaultState, ScriptedAnswer, Stats};
 use crate::store::{CounterpartyFields, CounterpartyPatch, CounterpartyRecord, Store, StoreError};
-use crate::{admin, commerceml, hs_json, odata};
+use crate::{admin, commerceml, hs_json, odata, odata_batch};
 use anyhow::Context as _;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use base64::Engine as _;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
@@ -324,6 +324,7 @@ fn router(state: Arc<AppState>) -> Router {
             &format!("{hs}/customers"),
             get(hs_json::find).post(hs_json::upsert),
         )
+        .route(&format!("{hs}/customers/batch"), post(hs_json::batch))
         .route(&format!("{hs}/customers/{{onec_id}}"), get(hs_json::fetch))
         .route(&format!("{hs}/changes"), get(hs_json::changes))
         .route(
@@ -338,6 +339,7 @@ fn router(state: Arc<AppState>) -> Router {
             &format!("{hs}/commerceml/changes"),
             get(commerceml::changes),
         )
+        .route(&format!("{odata}/$batch"), post(odata_batch::batch))
         .route(
             &format!("{odata}/{{resource}}"),
             get(odata::get)
