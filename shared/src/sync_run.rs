@@ -94,6 +94,8 @@ impl std::fmt::Display for SyncDirection {
 pub enum RunPhase {
     Import,
     Export,
+    /// Nothing left; the run completes.
+    Done,
 }
 
 /// Lifecycle of a run.

@@ -1,0 +1,166 @@
+//! The function's configuration, read from the environment once per cold start: the variables
+//! the template's `FullSyncFunction` sets (and the 1C settings as the exporter reads them).
+
+use shared::config::{env_lookup, optional_in, parsed_or_in, required_in, ConfigError, Lookup};
+use shared::metrics::DEFAULT_NAMESPACE;
+use shared::sync_log::DEFAULT_RETENTION_DAYS;
+use std::path::PathBuf;
+
+/// Where the 1C login comes from.
+#[derive(Clone, PartialEq, Eq)]
+pub enum CredentialsSource {
+    /// A Secrets Manager secret `{"username","password"}` (`ONEC_SECRET_ARN`).
+    Secret { secret_id: String },
+    /// `ONEC_USERNAME`/`ONEC_PASSWORD`, accepted only with `ONEC_ALLOW_INSECURE_HTTP=true`
+    /// (the local stack and tests).
+    Plain { username: String, password: String },
+}
+
+impl std::fmt::Debug for CredentialsSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CredentialsSource::Secret { secret_id } => f
+                .debug_struct("Secret")
+                .field("secret_id", secret_id)
+                .finish(),
+            CredentialsSource::Plain { .. } => f
+                .debug_struct("Plain")
+                .field("username", &"***")
+                .field("password", &"***")
+                .finish(),
+        }
+    }
+}
+
+/// Everything the full sync reads from its environment.
+#[derive(Debug, Clone)]
+pub struct FullSyncConfig {
+    pub users_table: String,
+    pub sync_runs_table: String,
+    pub sync_log_table: String,
+    pub bulk_queue_url: String,
+    pub onec_base_url: String,
+    /// `json`, `odata` or `commerceml`.
+    pub onec_transport: String,
+    pub onec_hs_root: String,
+    pub onec_allow_insecure_http: bool,
+    pub credentials: CredentialsSource,
+    pub mapping_file: Option<PathBuf>,
+    pub sync_log_retention_days: u32,
+    pub metrics_namespace: String,
+    /// `AWS_LAMBDA_FUNCTION_NAME`: the function a long run continues in; absent outside Lambda.
+    pub function_name: Option<String>,
+}
+
+impl FullSyncConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(&env_lookup)
+    }
+
+    pub fn from_lookup(env: &impl Lookup) -> Result<Self, ConfigError> {
+        let required = |name: &'static str| required_in(env, name);
+        let optional = |name: &'static str| optional_in(env, name);
+        let allow_insecure = parsed_or_in(env, "ONEC_ALLOW_INSECURE_HTTP", false)?;
+        let credentials = match optional("ONEC_SECRET_ARN") {
+            Some(secret_id) => CredentialsSource::Secret { secret_id },
+            None if allow_insecure => CredentialsSource::Plain {
+                username: required("ONEC_USERNAME")?,
+                password: optional("ONEC_PASSWORD").unwrap_or_default(),
+            },
+            None => return Err(ConfigError::Missing("ONEC_SECRET_ARN")),
+        };
+        Ok(Self {
+            users_table: required("USERS_TABLE")?,
+            sync_runs_table: required("SYNC_RUNS_TABLE")?,
+            sync_log_table: required("SYNC_LOG_TABLE")?,
+            bulk_queue_url: required("BULK_QUEUE_URL")?,
+            onec_base_url: required("ONEC_BASE_URL")?,
+            onec_transport: optional("ONEC_TRANSPORT").unwrap_or_else(|| "json".into()),
+            onec_hs_root: optional("ONEC_HS_ROOT").unwrap_or_else(|| "site".into()),
+            onec_allow_insecure_http: allow_insecure,
+            credentials,
+            mapping_file: optional("ONEC_MAPPING_FILE").map(PathBuf::from),
+            sync_log_retention_days: parsed_or_in(
+                env,
+                "SYNC_LOG_RETENTION_DAYS",
+                DEFAULT_RETENTION_DAYS,
+            )?,
+            metrics_namespace: optional("METRICS_NAMESPACE")
+                .unwrap_or_else(|| DEFAULT_NAMESPACE.into()),
+            function_name: optional("AWS_LAMBDA_FUNCTION_NAME"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(vars: &[(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<&str, &str> = vars.iter().copied().collect();
+        move |name| map.get(name).map(|v| (*v).to_owned())
+    }
+
+    const TEMPLATE_VARS: &[(&str, &str)] = &[
+        ("USERS_TABLE", "users"),
+        ("SYNC_RUNS_TABLE", "runs"),
+        ("SYNC_LOG_TABLE", "log"),
+        (
+            "BULK_QUEUE_URL",
+            "https://sqs.eu-central-1.amazonaws.com/1/bulk",
+        ),
+        ("ONEC_BASE_URL", "https://1c.example.ru/trade"),
+        ("ONEC_TRANSPORT", "odata"),
+        ("ONEC_HS_ROOT", "site"),
+        (
+            "ONEC_SECRET_ARN",
+            "arn:aws:secretsmanager:eu-central-1:1:secret:onec",
+        ),
+        ("ONEC_MAPPING_FILE", ""),
+        ("SYNC_LOG_RETENTION_DAYS", "30"),
+    ];
+
+    #[test]
+    fn the_template_variables_are_enough_and_an_empty_mapping_file_means_the_default() {
+        let config = FullSyncConfig::from_lookup(&lookup(TEMPLATE_VARS)).expect("valid");
+        assert_eq!(config.sync_runs_table, "runs");
+        assert_eq!(config.onec_transport, "odata");
+        assert_eq!(config.mapping_file, None);
+        assert_eq!(config.function_name, None);
+        assert!(matches!(
+            config.credentials,
+            CredentialsSource::Secret { .. }
+        ));
+    }
+
+    #[test]
+    fn plain_credentials_need_the_insecure_flag_and_are_never_printed() {
+        let mut vars: Vec<(&str, &str)> = TEMPLATE_VARS
+            .iter()
+            .copied()
+            .filter(|(name, _)| *name != "ONEC_SECRET_ARN")
+            .collect();
+        vars.extend([("ONEC_USERNAME", "u"), ("ONEC_PASSWORD", "hunter2")]);
+        assert!(matches!(
+            FullSyncConfig::from_lookup(&lookup(&vars)),
+            Err(ConfigError::Missing("ONEC_SECRET_ARN"))
+        ));
+        vars.push(("ONEC_ALLOW_INSECURE_HTTP", "true"));
+        let config = FullSyncConfig::from_lookup(&lookup(&vars)).expect("valid");
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn a_missing_runs_table_is_named() {
+        let vars: Vec<(&str, &str)> = TEMPLATE_VARS
+            .iter()
+            .copied()
+            .filter(|(name, _)| *name != "SYNC_RUNS_TABLE")
+            .collect();
+        assert!(matches!(
+            FullSyncConfig::from_lookup(&lookup(&vars)),
+            Err(ConfigError::Missing("SYNC_RUNS_TABLE"))
+        ));
+    }
+}

@@ -1,0 +1,135 @@
+//! Which users the export scan enqueues.
+
+use shared::domain::{Customer, SyncStatus};
+
+/// The attributes [`export_need`] reads: the scan projects only these.
+pub const DECISION_ATTRIBUTES: &[&str] = &[
+    "id",
+    "version",
+    "synced_version",
+    "created_in_1c",
+    "needs_1c_export",
+    "sync_status",
+    "sync_error_message",
+];
+
+/// How the exporter's message starts when a transient failure used up the attempts
+/// (`functions/exporter`: "gave up after N attempts: …"); the row records no error class, and
+/// this is the one retryable kind of `error`.
+pub const EXHAUSTED_RETRIES_PREFIX: &str = "gave up after ";
+
+/// Why a user needs exporting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportNeed {
+    /// A transient failure is being retried (its message may have been lost).
+    Retrying,
+    /// The attempts ran out on transient failures; 1C may be back.
+    ExhaustedRetries,
+    /// `needs_1c_export` is set.
+    Flagged,
+    /// Never exported.
+    NeverSynced,
+    /// Changed since its last export (`version > synced_version`).
+    Changed,
+}
+
+/// Whether the full sync enqueues this user, and why.
+///
+/// Never: users created in 1C (1C owns them; exporting would echo), users 1C already holds at
+/// their version, and users whose export failed permanently (a data problem; sending them
+/// again only fills the DLQ; a fix changes the row, which the stream filter exports).
+pub fn export_need(user: &Customer) -> Option<ExportNeed> {
+    if user.created_in_1c || user.is_in_sync() {
+        return None;
+    }
+    match user.sync_status {
+        Some(SyncStatus::Retrying) => Some(ExportNeed::Retrying),
+        Some(SyncStatus::Error) => user
+            .sync_error_message
+            .as_deref()
+            .is_some_and(|m| m.starts_with(EXHAUSTED_RETRIES_PREFIX))
+            .then_some(ExportNeed::ExhaustedRetries),
+        _ if user.needs_1c_export => Some(ExportNeed::Flagged),
+        _ if user.synced_version.is_none() => Some(ExportNeed::NeverSynced),
+        _ => Some(ExportNeed::Changed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(changes: impl FnOnce(&mut Customer)) -> Customer {
+        let mut user = Customer {
+            id: "u".into(),
+            version: 3,
+            synced_version: Some(3),
+            sync_status: Some(SyncStatus::Synced),
+            ..Customer::default()
+        };
+        changes(&mut user);
+        user
+    }
+
+    #[test]
+    fn users_in_sync_or_created_in_1c_are_not_exported() {
+        assert_eq!(export_need(&user(|_| {})), None);
+        assert_eq!(
+            export_need(&user(|u| {
+                u.created_in_1c = true;
+                u.synced_version = None;
+                u.needs_1c_export = true;
+            })),
+            None
+        );
+        // An explicit flag on a row 1C already holds: the exporter would skip it.
+        assert_eq!(export_need(&user(|u| u.needs_1c_export = true)), None);
+    }
+
+    #[test]
+    fn flagged_never_synced_changed_and_retrying_users_are_exported() {
+        assert_eq!(
+            export_need(&user(|u| {
+                u.version = 4;
+                u.needs_1c_export = true;
+                u.sync_status = Some(SyncStatus::Pending);
+            })),
+            Some(ExportNeed::Flagged)
+        );
+        assert_eq!(
+            export_need(&user(|u| {
+                u.synced_version = None;
+                u.sync_status = None;
+            })),
+            Some(ExportNeed::NeverSynced)
+        );
+        assert_eq!(
+            export_need(&user(|u| u.version = 4)),
+            Some(ExportNeed::Changed)
+        );
+        assert_eq!(
+            export_need(&user(|u| {
+                u.version = 4;
+                u.sync_status = Some(SyncStatus::Retrying);
+            })),
+            Some(ExportNeed::Retrying)
+        );
+    }
+
+    #[test]
+    fn an_error_is_exported_again_only_when_retries_ran_out() {
+        let failed = |message: &str| {
+            user(|u| {
+                u.version = 4;
+                u.needs_1c_export = true;
+                u.sync_status = Some(SyncStatus::Error);
+                u.sync_error_message = Some(message.into());
+            })
+        };
+        assert_eq!(
+            export_need(&failed("gave up after 5 attempts: 1C answered 503")),
+            Some(ExportNeed::ExhaustedRetries)
+        );
+        assert_eq!(export_need(&failed("the INN has a wrong checksum")), None);
+    }
+}
