@@ -9,7 +9,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 -include infra/infra.mk
 
-.PHONY: help setup fmt lint test test-unit emulator build validate deploy demo clean
+.PHONY: help setup fmt lint test test-unit emulator build validate deploy demo clean bench
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -39,6 +39,21 @@ test: setup ## Every test: unit, handler, 1C emulator, moto integration
 demo: setup ## The whole sync locally: moto, 1C emulator, real handlers, 300 users, checked report (ARGS="--users 50 --transport odata --keep")
 	cargo build -p local-stack --bin local-stack
 	./target/debug/local-stack demo $(ARGS)
+
+# Figures go to docs/benchmarks.md, each benchmark between its own markers. Takes ~15 min on 2 cores
+# (release builds, native for timing, arm64 for sizes); never part of `make test`.
+BENCH := cargo run --quiet --profile bench-tool -p bench --
+bench: setup ## Benchmarks of every stage against its limit → docs/benchmarks.md
+	cargo bench -p shared --bench filter --bench mapper
+	$(BENCH) micro
+	cargo build --release $(addprefix -p ,$(LAMBDA_FNS)) --bins
+	cargo lambda build --release --arm64 $(addprefix -p ,$(LAMBDA_FNS))
+	$(BENCH) replay
+	$(BENCH) cold-start
+	$(BENCH) throughput
+	$(BENCH) e2e
+	$(BENCH) full-sync
+	$(BENCH) cost
 
 emulator: ## Run the 1C emulator by hand on 127.0.0.1:8081
 	cargo run -p onec-emulator -- --port 8081

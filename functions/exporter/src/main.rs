@@ -2,7 +2,7 @@
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use exporter::config::ExporterConfig;
-use exporter::wiring::build_deps;
+use exporter::wiring::{build_deps_warmed, ONEC_WARM_UP_TIMEOUT};
 use lambda_runtime::{run, service_fn, tracing, Error, LambdaEvent};
 
 #[tokio::main]
@@ -10,7 +10,7 @@ async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let config = ExporterConfig::from_env()?;
     let aws = aws_config::load_from_env().await;
-    let deps = build_deps(&config, &aws).await?;
+    let deps = build_deps_warmed(&config, &aws, ONEC_WARM_UP_TIMEOUT).await?;
     let deps = &deps;
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let response = exporter::handle(deps, event.payload).await;

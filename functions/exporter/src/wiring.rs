@@ -12,6 +12,10 @@ use shared::onec::{
     build_client, Credentials, OneCConfig, OneCConfigError, OneCError, Transport, UnknownTransport,
 };
 use std::sync::Arc;
+use std::time::Duration;
+
+/// Bound on the 1C warm-up request at init: a slow 1C must not eat the first invocation's time.
+pub const ONEC_WARM_UP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Why the function cannot start. Every variant is a deployment problem, reported once in the
 /// init phase (Lambda then fails the invocations, which the Errors alarm catches).
@@ -38,6 +42,25 @@ pub async fn build_deps(
     config: &ExporterConfig,
     aws: &aws_config::SdkConfig,
 ) -> Result<Deps, StartupError> {
+    build(config, aws, None).await
+}
+
+/// [`build_deps`], then opens the 1C connection (TCP, TLS, auth) during init with one cheap
+/// lookup of a platform id no customer has, so the first message does not pay the handshake.
+/// A failed or slow warm-up is logged and ignored: the handler's own retries deal with 1C.
+pub async fn build_deps_warmed(
+    config: &ExporterConfig,
+    aws: &aws_config::SdkConfig,
+    timeout: Duration,
+) -> Result<Deps, StartupError> {
+    build(config, aws, Some(timeout)).await
+}
+
+async fn build(
+    config: &ExporterConfig,
+    aws: &aws_config::SdkConfig,
+    warm_up: Option<Duration>,
+) -> Result<Deps, StartupError> {
     let credentials = match &config.credentials {
         CredentialsSource::Secret { secret_id } => {
             let secrets = aws_sdk_secretsmanager::Client::new(aws);
@@ -63,6 +86,13 @@ pub async fn build_deps(
     onec_config.schema = mapping.onec().clone();
     onec_config.validate()?;
     let onec = build_client(onec_config)?;
+    if let Some(timeout) = warm_up {
+        match tokio::time::timeout(timeout, onec.find_by_platform_id("onec-sync-warm-up")).await {
+            Ok(Ok(_)) => tracing::debug!("1C connection warmed"),
+            Ok(Err(err)) => tracing::warn!(error = %err, "1C warm-up request failed; continuing"),
+            Err(_) => tracing::warn!(?timeout, "1C warm-up request timed out; continuing"),
+        }
+    }
 
     let dynamodb = aws_sdk_dynamodb::Client::new(aws);
     let sqs = aws_sdk_sqs::Client::new(aws);

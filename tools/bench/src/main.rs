@@ -1,0 +1,61 @@
+//! `onec-bench`: the process-level benchmarks of `make bench`. Each command measures one stage
+//! against its limit and rewrites its own section of docs/benchmarks.md (between
+//! `<!-- BEGIN generated:NAME -->` markers; other sections, hand-written ones included, are
+//! left alone). The criterion benches live in shared/benches.
+
+mod cold_start;
+mod cost;
+mod doc;
+mod e2e;
+mod full_sync;
+mod micro;
+mod replay;
+mod runtime_api;
+mod stack;
+mod throughput;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "onec-bench",
+    about = "onec-sync benchmarks → docs/benchmarks.md"
+)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Criterion results (run `cargo bench -p shared` first) → the micro section.
+    Micro,
+    /// The release `replay` binary over a generated capture.
+    Replay,
+    /// Init, RSS and bootstrap size of every function against a local Runtime API.
+    ColdStart {
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
+    /// Exporter customers/s against the 1C emulator with fixed latency.
+    Throughput,
+    /// Registration write → onec_id on the row, p50/p95/p99.
+    E2e,
+    /// Full sync of 100,000 users.
+    FullSync,
+    /// Cost per million exports and per full sync, from the figures above.
+    Cost,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Args::parse().command {
+        Command::Micro => micro::run(),
+        Command::Replay => replay::run(),
+        Command::ColdStart { runs } => cold_start::run(runs.max(1)).await,
+        Command::Throughput => throughput::run().await,
+        Command::E2e => e2e::run().await,
+        Command::FullSync => full_sync::run(),
+        Command::Cost => cost::run(),
+    }
+}

@@ -1,0 +1,220 @@
+//! Exporter throughput against the 1C emulator with a fixed latency: customers/s through the
+//! production handler and wiring (row read, mapping, one 1C upsert, conditional write-back and
+//! sync log row in moto) versus the limit `sessions ÷ latency`.
+//!
+//! Sessions = concurrent invocations (the event source mapping's MaximumConcurrency) × the
+//! handler's EXPORT_CONCURRENCY: at most that many 1C requests are in flight, which is what a
+//! 1C licence's session count bounds.
+
+use crate::doc;
+use crate::stack::{sqs_event, LocalStack};
+use anyhow::Context as _;
+use aws_lambda_events::event::sqs::SqsEvent;
+use exporter::config::{CredentialsSource, ExporterConfig};
+use exporter::wiring::build_deps;
+use exporter::Jitter;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+
+const TARGET: f64 = 0.90;
+const BATCH_SIZE: usize = 10;
+
+struct Case {
+    latency_ms: u64,
+    invocations: usize,
+    concurrency: usize,
+    customers: usize,
+}
+
+pub async fn run() -> anyhow::Result<()> {
+    let cases = [
+        // The template's defaults: BulkMaxConcurrency 2, ExportConcurrency 4.
+        Case {
+            latency_ms: 200,
+            invocations: 2,
+            concurrency: 4,
+            customers: 240,
+        },
+        // A concurrency that divides the batch size.
+        Case {
+            latency_ms: 200,
+            invocations: 2,
+            concurrency: 5,
+            customers: 300,
+        },
+        Case {
+            latency_ms: 200,
+            invocations: 2,
+            concurrency: 10,
+            customers: 400,
+        },
+        // A fast 1C: the AWS calls' share shows.
+        Case {
+            latency_ms: 50,
+            invocations: 2,
+            concurrency: 5,
+            customers: 400,
+        },
+    ];
+    let mut table = String::from(
+        "| 1C latency | Invocations × EXPORT_CONCURRENCY = sessions | Customers | Limit (sessions ÷ latency) | Measured | Share of limit |\n|---:|---|---:|---:|---:|---:|\n",
+    );
+    let mut figures = Vec::new();
+    for case in &cases {
+        let m = measure(case)
+            .await
+            .with_context(|| format!("throughput at {} ms", case.latency_ms))?;
+        let rate = m.rate;
+        let sessions = case.invocations * case.concurrency;
+        let limit = sessions as f64 / (case.latency_ms as f64 / 1000.0);
+        let share = rate / limit;
+        table.push_str(&format!(
+            "| {} ms | {} × {} = {sessions} | {} | {limit:.0}/s | {rate:.1}/s ({:.1} s) | {:.0} % {} |\n",
+            case.latency_ms,
+            case.invocations,
+            case.concurrency,
+            case.customers,
+            m.elapsed.as_secs_f64(),
+            share * 100.0,
+            if share >= TARGET { "✅" } else { "❌" }
+        ));
+        figures.push(json!({
+            "latency_ms": case.latency_ms,
+            "invocations": case.invocations,
+            "concurrency": case.concurrency,
+            "sessions": sessions,
+            "customers": case.customers,
+            "customers_per_s": rate,
+            "limit_per_s": limit,
+            "share": share,
+            "invocation_ms_per_customer": m.invocation_ms_per_customer,
+            "emf_bytes_per_customer": m.emf_bytes_per_customer,
+        }));
+    }
+    doc::save_figures("throughput", &Value::Array(figures))?;
+    let body = format!(
+        "### Exporter throughput, one customer per 1C request (target ≥ {:.0} % of sessions ÷ latency)\n\n\
+         The production handler and wiring (`exporter::handle`, `wiring::build_deps`) in this \
+         process, fed SQS events of {BATCH_SIZE} registrations by as many concurrent \"invocations\" \
+         as the event source mapping allows, against moto and the 1C emulator with a fixed \
+         latency per request (JSON transport: one upsert per customer). Every customer is \
+         exported, written back and logged; the emulator holds exactly one counterparty per \
+         customer afterwards.\n\n{table}\n\
+         A batch is finished before the invocation takes the next one, so a concurrency that \
+         does not divide the batch size leaves sessions idle in every batch's last wave \
+         (10 messages at concurrency 4 take three waves of 4 slots: at most 10/12 = 83 %). \
+         Choose `ExportConcurrency` as a divisor of the batch size (5 or 10) to reach the \
+         limit; what remains is the AWS calls around each 1C request (row read, write-back, \
+         sync log: a few ms each on moto, similar on DynamoDB).\n",
+        TARGET * 100.0
+    );
+    doc::write_section("throughput", &body)
+}
+
+struct Measured {
+    rate: f64,
+    elapsed: Duration,
+    /// Invocation time ÷ customers: what Lambda bills per customer.
+    invocation_ms_per_customer: f64,
+    emf_bytes_per_customer: f64,
+}
+
+async fn measure(case: &Case) -> anyhow::Result<Measured> {
+    let stack = LocalStack::start("throughput", case.latency_ms).await?;
+    let config = ExporterConfig {
+        users_table: stack.outputs.users_table.clone(),
+        sync_log_table: stack.outputs.sync_log_table.clone(),
+        priority_queue_url: stack.outputs.priority_queue_url.clone(),
+        bulk_queue_url: stack.outputs.bulk_queue_url.clone(),
+        dlq_url: stack.outputs.dlq_url.clone(),
+        onec_base_url: stack.emulator.base_url(),
+        onec_transport: "json".into(),
+        onec_hs_root: stack.emulator.config().hs_root.clone(),
+        onec_allow_insecure_http: true,
+        credentials: CredentialsSource::Secret {
+            secret_id: stack.secret_arn.clone(),
+        },
+        mapping_file: None,
+        max_attempts: 5,
+        concurrency: case.concurrency,
+        backoff_base: Duration::from_secs(1),
+        backoff_cap: Duration::from_secs(2),
+        breaker_threshold: 5,
+        metrics_namespace: "OnecSyncBench".into(),
+        function_name: "exporter".into(),
+        sync_log_retention_days: 30,
+    };
+    let mut deps = build_deps(&config, &stack.aws)
+        .await
+        .context("wiring the exporter")?;
+    deps.settings.jitter = Jitter::Fixed(0.0);
+    let deps = Arc::new(deps);
+
+    let ids = stack.put_customers("tp", case.customers).await?;
+    let mut events = Vec::new();
+    for chunk in ids.chunks(BATCH_SIZE) {
+        let event: SqsEvent =
+            serde_json::from_value(sqs_event(&stack.outputs.bulk_queue_arn, chunk))?;
+        events.push(event);
+    }
+    let queue = Arc::new(Mutex::new(events));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..case.invocations {
+        let queue = queue.clone();
+        let deps = deps.clone();
+        workers.push(tokio::spawn(async move {
+            let mut billed = Duration::ZERO;
+            let mut emf_bytes = 0usize;
+            loop {
+                let Some(event) = queue.lock().await.pop() else {
+                    return Ok::<_, anyhow::Error>((billed, emf_bytes));
+                };
+                let invoked = Instant::now();
+                let response = exporter::handle(&deps, event)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("the handler failed: {e}"))?;
+                billed += invoked.elapsed();
+                if !response.batch_item_failures.is_empty() {
+                    anyhow::bail!("{} messages failed", response.batch_item_failures.len());
+                }
+                // EMF lines go to stdout (and CloudWatch Logs) on Lambda; counted for the cost.
+                let mut emf = Vec::new();
+                deps.metrics.flush(&mut emf)?;
+                emf_bytes += emf.len();
+            }
+        }));
+    }
+    let mut billed = Duration::ZERO;
+    let mut emf_bytes = 0usize;
+    for worker in workers {
+        let (b, e) = worker.await??;
+        billed += b;
+        emf_bytes += e;
+    }
+    let elapsed = started.elapsed();
+    let exported = stack
+        .emulator
+        .counterparties()
+        .iter()
+        .filter(|c| {
+            c.fields
+                .platform_id
+                .as_deref()
+                .is_some_and(|p| p.starts_with("tp-"))
+        })
+        .count();
+    anyhow::ensure!(
+        exported == case.customers,
+        "the emulator holds {exported} counterparties for {} customers",
+        case.customers
+    );
+    Ok(Measured {
+        rate: case.customers as f64 / elapsed.as_secs_f64(),
+        elapsed,
+        invocation_ms_per_customer: billed.as_secs_f64() * 1e3 / case.customers as f64,
+        emf_bytes_per_customer: emf_bytes as f64 / case.customers as f64,
+    })
+}
