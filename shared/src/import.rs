@@ -894,6 +894,44 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_exporter_skips_a_user_created_from_1c_even_when_asked_to_export_it() {
+        // Given a user the import created from a counterparty entered in 1C
+        let mut cp = in_1c("", "v1");
+        cp.onec_id = Some(OTHER_REF.into());
+        let rig = Rig::new(vec![], vec![cp]);
+        rig.import().await.expect("the page applies");
+        let id = user_id_for_counterparty(OTHER_REF);
+        let onec = Arc::new(crate::testing::FakeOneCClient::new());
+        let exporter = crate::export::CustomerExportService::new(
+            rig.store.clone(),
+            rig.log.clone(),
+            onec.clone(),
+            CustomerDataMapper::default(),
+            Arc::new(crate::metrics::Metrics::new("OnecSyncTest", "import-test")),
+            "json",
+        );
+
+        // When an export message for it arrives (e.g. a full-sync export)
+        let outcome = exporter
+            .export_customer_to_1c(&crate::message::ExportMessage {
+                customer_id: id,
+                reason: crate::message::ExportReason::ExplicitRequest,
+                version: 1,
+                changed_at: Utc::now(),
+                onec_id: None,
+            })
+            .await
+            .expect("the export decides");
+
+        // Then nothing is sent to 1C
+        assert_eq!(
+            outcome,
+            crate::export::ExportOutcome::Skipped(crate::export::SkipReason::CreatedIn1c)
+        );
+        assert_eq!(onec.call_count(), 0);
+    }
+
+    #[tokio::test]
     async fn an_unexported_platform_role_change_loses_to_1c_and_is_logged_with_both_values() {
         // Given a platform edit of the role not yet exported (version 4, synced 3)...
         let mut user = synced_user("u-1");
