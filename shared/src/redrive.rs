@@ -659,6 +659,48 @@ mod tests {
         assert_eq!(entry.customer_id.as_deref(), Some("u-1"));
     }
 
+    fn move_task_error(
+        status: u16,
+        code: &str,
+    ) -> aws_sdk_sqs::error::SdkError<
+        aws_sdk_sqs::operation::start_message_move_task::StartMessageMoveTaskError,
+        aws_sdk_sqs::config::http::HttpResponse,
+    > {
+        let err =
+            aws_sdk_sqs::operation::start_message_move_task::StartMessageMoveTaskError::generic(
+                aws_sdk_sqs::error::ErrorMetadata::builder()
+                    .code(code)
+                    .build(),
+            );
+        let raw = aws_sdk_sqs::config::http::HttpResponse::new(
+            status.try_into().expect("a valid status"),
+            "".into(),
+        );
+        aws_sdk_sqs::error::SdkError::service_error(err, raw)
+    }
+
+    #[test]
+    fn a_missing_move_task_falls_back_and_a_refused_one_does_not() {
+        // moto answers 500; an SQS without the API an unsupported-operation code
+        assert!(is_move_task_unsupported(&move_task_error(
+            500,
+            "InternalFailure"
+        )));
+        assert!(is_move_task_unsupported(&move_task_error(
+            400,
+            "UnsupportedOperation"
+        )));
+        // Missing rights or a task already running are the operator's to fix
+        assert!(!is_move_task_unsupported(&move_task_error(
+            403,
+            "AccessDenied"
+        )));
+        assert!(!is_move_task_unsupported(&move_task_error(
+            400,
+            "InvalidParameterValue"
+        )));
+    }
+
     #[test]
     fn queue_names_come_from_urls_and_arns() {
         assert_eq!(
