@@ -141,6 +141,17 @@ pub struct CustomerExportService {
     metrics: Arc<Metrics>,
     /// `json`, `odata` or `commerceml`: the `Transport` dimension and a sync log detail.
     transport: String,
+    /// The most customers one call to 1C carries (`ONEC_BATCH_SIZE`; 1 = one per call).
+    batch_size: usize,
+}
+
+/// What loading and mapping a customer decided.
+enum Prepared {
+    Done(ExportOutcome),
+    Send {
+        customer: Box<Customer>,
+        counterparty: Box<Counterparty>,
+    },
 }
 
 impl CustomerExportService {
@@ -159,7 +170,22 @@ impl CustomerExportService {
             mapper,
             metrics,
             transport: transport.into(),
+            batch_size: 1,
         }
+    }
+
+    /// Sends up to `batch_size` customers per call to 1C (at least 1).
+    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
+        self.set_batch_size(batch_size);
+        self
+    }
+
+    pub fn set_batch_size(&mut self, batch_size: usize) {
+        self.batch_size = batch_size.max(1);
+    }
+
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
     }
 
     pub fn store(&self) -> &Arc<dyn CustomerStore> {
@@ -182,6 +208,82 @@ impl CustomerExportService {
         if msg.reason == ExportReason::Deactivation {
             return self.deactivate(msg).await;
         }
+        match self.prepare(msg).await? {
+            Prepared::Done(outcome) => Ok(outcome),
+            Prepared::Send {
+                customer,
+                counterparty,
+            } => {
+                let (upserted, duration_ms) = self.upsert(&counterparty).await?;
+                self.finish(&customer, upserted, duration_ms).await
+            }
+        }
+    }
+
+    /// Exports the customers several messages name with as few calls to 1C as the transport
+    /// allows: rows are loaded and mapped first, the valid ones go to 1C in batches of at most
+    /// [`CustomerExportService::batch_size`], then each row gets its own write-back. One result
+    /// per message, in order; a customer 1C (or the mapping) refuses fails alone, a failed batch
+    /// request fails every customer in it. Deactivations take the single-customer path.
+    pub async fn export_customers_to_1c(
+        &self,
+        msgs: &[ExportMessage],
+    ) -> Vec<Result<ExportOutcome, ExportError>> {
+        let mut results: Vec<Option<Result<ExportOutcome, ExportError>>> =
+            msgs.iter().map(|_| None).collect();
+        let prepared = futures::future::join_all(msgs.iter().map(|msg| async move {
+            if msg.reason == ExportReason::Deactivation {
+                Ok(None)
+            } else {
+                self.prepare(msg).await.map(Some)
+            }
+        }))
+        .await;
+        let mut sends = Vec::new();
+        for (i, prepared) in prepared.into_iter().enumerate() {
+            match prepared {
+                Ok(None) => results[i] = Some(self.deactivate(&msgs[i]).await),
+                Ok(Some(Prepared::Done(outcome))) => results[i] = Some(Ok(outcome)),
+                Ok(Some(Prepared::Send {
+                    customer,
+                    counterparty,
+                })) => sends.push((i, customer, counterparty)),
+                Err(err) => results[i] = Some(Err(err)),
+            }
+        }
+        for chunk in sends.chunks(self.batch_size) {
+            let counterparties: Vec<Counterparty> = chunk
+                .iter()
+                .map(|(_, _, cp)| Counterparty::clone(cp))
+                .collect();
+            let (outcomes, duration_ms) = self.upsert_many(&counterparties).await;
+            let finished = futures::future::join_all(chunk.iter().zip(outcomes).map(
+                |((_, customer, _), outcome)| async move {
+                    match outcome {
+                        Ok(upserted) => self.finish(customer, upserted, duration_ms).await,
+                        Err(err) => Err(ExportError::OneC(err)),
+                    }
+                },
+            ))
+            .await;
+            for ((i, _, _), result) in chunk.iter().zip(finished) {
+                results[*i] = Some(result);
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(ExportError::OneC(OneCError::InvalidRequest(
+                        "customer was not exported".into(),
+                    )))
+                })
+            })
+            .collect()
+    }
+
+    /// Loads the row and decides: nothing to do (skip) or the counterparty to send.
+    async fn prepare(&self, msg: &ExportMessage) -> Result<Prepared, ExportError> {
         let Some(StoredCustomer { customer, extra }) = self.store.load(&msg.customer_id).await?
         else {
             self.log(
@@ -201,16 +303,34 @@ impl CustomerExportService {
                 }),
             )
             .await;
-            return Ok(ExportOutcome::Skipped(SkipReason::CustomerDeleted));
+            return Ok(Prepared::Done(ExportOutcome::Skipped(
+                SkipReason::CustomerDeleted,
+            )));
         };
         if customer.created_in_1c {
-            return Ok(ExportOutcome::Skipped(SkipReason::CreatedIn1c));
+            return Ok(Prepared::Done(ExportOutcome::Skipped(
+                SkipReason::CreatedIn1c,
+            )));
         }
         if customer.is_in_sync() {
-            return Ok(ExportOutcome::Skipped(SkipReason::AlreadySynced));
+            return Ok(Prepared::Done(ExportOutcome::Skipped(
+                SkipReason::AlreadySynced,
+            )));
         }
         let counterparty = self.map(&customer, &extra)?;
-        let (upserted, duration_ms) = self.upsert(&counterparty).await?;
+        Ok(Prepared::Send {
+            customer: Box::new(customer),
+            counterparty: Box::new(counterparty),
+        })
+    }
+
+    /// Records what 1C answered for an exported customer: conditional write-back and sync log.
+    async fn finish(
+        &self,
+        customer: &Customer,
+        upserted: UpsertOutcome,
+        duration_ms: u64,
+    ) -> Result<ExportOutcome, ExportError> {
         let at = Utc::now();
         let write = self
             .store
@@ -302,6 +422,25 @@ impl CustomerExportService {
         Ok(ExportOutcome::Deactivated {
             onec_id: upserted.onec_id,
         })
+    }
+
+    /// One batch call; the duration is the whole call's, shared by its customers.
+    async fn upsert_many(
+        &self,
+        counterparties: &[Counterparty],
+    ) -> (Vec<Result<UpsertOutcome, OneCError>>, u64) {
+        let started = Instant::now();
+        let results = self.onec.upsert_customers(counterparties).await;
+        let elapsed = started.elapsed();
+        self.metrics.duration_ms(
+            ONEC_CALL_LATENCY,
+            elapsed.as_secs_f64() * 1000.0,
+            &[(Dimension::Transport, &self.transport)],
+        );
+        (
+            results,
+            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+        )
     }
 
     async fn upsert(&self, counterparty: &Counterparty) -> Result<(UpsertOutcome, u64), OneCError> {

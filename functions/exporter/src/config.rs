@@ -128,6 +128,27 @@ impl ExporterConfig {
     }
 }
 
+/// Customers per call to 1C when `ONEC_BATCH_SIZE` is not set: one, i.e. no batching.
+pub const DEFAULT_BATCH_SIZE: usize = 1;
+
+/// `ONEC_BATCH_SIZE`: the most customers the exporter sends to 1C in one batch call
+/// (1 = one request per customer), at most [`shared::onec::MAX_BATCH_ITEMS`].
+pub fn batch_size_from_lookup(env: &impl Lookup) -> Result<usize, ConfigError> {
+    let size: usize = parsed_or_in(env, "ONEC_BATCH_SIZE", DEFAULT_BATCH_SIZE)?;
+    if size == 0 || size > shared::onec::MAX_BATCH_ITEMS {
+        return Err(invalid(
+            "ONEC_BATCH_SIZE",
+            &format!("must be between 1 and {}", shared::onec::MAX_BATCH_ITEMS),
+        ));
+    }
+    Ok(size)
+}
+
+/// [`batch_size_from_lookup`] over the process environment.
+pub fn batch_size_from_env() -> Result<usize, ConfigError> {
+    batch_size_from_lookup(&env_lookup)
+}
+
 fn invalid(name: &'static str, reason: &str) -> ConfigError {
     ConfigError::Invalid {
         name,

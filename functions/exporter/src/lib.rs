@@ -24,7 +24,7 @@ use futures::stream::{self, StreamExt};
 use shared::backoff::{visibility_delay, CircuitBreaker, FixedJitter, RandomJitter};
 use shared::error::{Classify, ErrorClass};
 use shared::export::{CustomerExportService, ExportError, ExportOutcome, FailureReport};
-use shared::message::{ExportMessage, Lane};
+use shared::message::{ExportMessage, ExportReason, Lane};
 use shared::metrics::{
     Dimension, Metrics, EXPORT_DEAD_LETTERED, EXPORT_FAILED, EXPORT_SKIPPED, EXPORT_SUCCEEDED,
     SYNC_LATENCY,
@@ -102,25 +102,27 @@ pub struct Deps {
 }
 
 /// Handles one SQS batch; the response lists the messages to deliver again.
+///
+/// With a batch size above 1 (`ONEC_BATCH_SIZE`, on the service) the export messages of the
+/// invocation reach 1C in batch calls; each message still gets its own outcome.
 pub async fn handle(
     deps: &Deps,
     event: SqsEvent,
 ) -> Result<SqsBatchResponse, lambda_runtime::Error> {
     let breaker = CircuitBreaker::new(deps.settings.breaker_threshold);
-    let failures: Vec<String> = stream::iter(event.records)
-        .map(|record| {
-            let span = tracing::info_span!(
-                "export_message",
-                message_id = record.message_id.as_deref().unwrap_or(""),
-                customer_id = tracing::field::Empty,
-                lane = tracing::field::Empty,
-            );
-            process(deps, &breaker, record).instrument(span)
-        })
-        .buffer_unordered(deps.settings.concurrency.max(1))
-        .filter_map(|failed| async move { failed })
-        .collect()
-        .await;
+    let failures: Vec<String> = if deps.service.batch_size() > 1 {
+        handle_batched(deps, &breaker, event.records).await
+    } else {
+        stream::iter(event.records)
+            .map(|record| {
+                let span = message_span(&record);
+                process(deps, &breaker, record).instrument(span)
+            })
+            .buffer_unordered(deps.settings.concurrency.max(1))
+            .filter_map(|failed| async move { failed })
+            .collect()
+            .await
+    };
     let mut response = SqsBatchResponse::default();
     for id in failures {
         response.add_failure(id);
@@ -128,12 +130,44 @@ pub async fn handle(
     Ok(response)
 }
 
-/// Processes one record; returns its message id when it must be delivered again.
-async fn process(deps: &Deps, breaker: &CircuitBreaker, record: SqsMessage) -> Option<String> {
+fn message_span(record: &SqsMessage) -> tracing::Span {
+    tracing::info_span!(
+        "export_message",
+        message_id = record.message_id.as_deref().unwrap_or(""),
+        customer_id = tracing::field::Empty,
+        lane = tracing::field::Empty,
+    )
+}
+
+/// A record whose body is an export message.
+struct Parsed {
+    record: SqsMessage,
+    message_id: String,
+    msg: ExportMessage,
+    receive_count: u32,
+    lane: Option<Lane>,
+    span: tracing::Span,
+}
+
+impl Parsed {
+    fn attempt<'a>(&'a self, deps: &'a Deps) -> Attempt<'a> {
+        Attempt {
+            deps,
+            record: &self.record,
+            message_id: &self.message_id,
+            msg: &self.msg,
+            receive_count: self.receive_count,
+            lane: self.lane,
+        }
+    }
+}
+
+/// Reads a record; `Err` carries the outcome of one that needs no export (no id, poison).
+async fn parse(deps: &Deps, record: SqsMessage) -> Result<Parsed, Option<String>> {
     let Some(message_id) = record.message_id.clone().filter(|id| !id.is_empty()) else {
         // Nothing to report it by; Lambda would not know which message failed.
         tracing::error!("SQS record without a message id; ignored");
-        return None;
+        return Err(None);
     };
     let receive_count = record
         .attributes
@@ -151,44 +185,172 @@ async fn process(deps: &Deps, breaker: &CircuitBreaker, record: SqsMessage) -> O
     let body = record.body.clone().unwrap_or_default();
     let msg = match serde_json::from_str::<ExportMessage>(&body) {
         Ok(msg) => msg,
-        Err(err) => return poison(deps, &record, &message_id, body, &err, lane).await,
+        Err(err) => return Err(poison(deps, &record, &message_id, body, &err, lane).await),
     };
     span.record("customer_id", msg.customer_id.as_str());
-    let ctx = Attempt {
-        deps,
-        record: &record,
-        message_id: &message_id,
-        msg: &msg,
+    Ok(Parsed {
+        record,
+        message_id,
+        msg,
         receive_count,
         lane,
-    };
+        span,
+    })
+}
 
+/// Processes one record; returns its message id when it must be delivered again.
+async fn process(deps: &Deps, breaker: &CircuitBreaker, record: SqsMessage) -> Option<String> {
+    let parsed = match parse(deps, record).await {
+        Ok(parsed) => parsed,
+        Err(outcome) => return outcome,
+    };
+    let ctx = parsed.attempt(deps);
     if breaker.is_open() {
         tracing::info!("circuit open: backing off without calling 1C");
         return ctx
             .retry(None, "1C is failing; circuit breaker open", "circuit_open")
             .await;
     }
-    match deps.service.export_customer_to_1c(&msg).await {
+    let result = deps.service.export_customer_to_1c(&parsed.msg).await;
+    settle(&ctx, Some(breaker), result.as_ref()).await
+}
+
+/// Applies an export's result to one delivery: success, backoff or dead letter.
+async fn settle(
+    ctx: &Attempt<'_>,
+    breaker: Option<&CircuitBreaker>,
+    result: Result<&ExportOutcome, &ExportError>,
+) -> Option<String> {
+    match result {
         Ok(outcome) => {
-            breaker.record_success();
-            ctx.succeeded(&outcome);
+            if let Some(breaker) = breaker {
+                breaker.record_success();
+            }
+            ctx.succeeded(outcome);
             None
         }
         Err(err) => {
-            if err.is_transient_onec_failure() && breaker.record_transient_failure() {
-                tracing::warn!("circuit breaker opened for the rest of this batch");
+            if let Some(breaker) = breaker {
+                if err.is_transient_onec_failure() && breaker.record_transient_failure() {
+                    tracing::warn!("circuit breaker opened for the rest of this batch");
+                }
             }
             if err.is_retryable() {
                 let message = err.to_string();
                 ctx.retry(err.retry_after(), &message, err.kind()).await
             } else {
-                ctx.permanent(&err).await
+                ctx.permanent(err).await
             }
         }
     }
 }
 
+/// The batched path: parse every record, send each customer once per invocation (duplicate
+/// messages share one item), in chunks of the batch size, a few chunks at a time.
+async fn handle_batched(
+    deps: &Deps,
+    breaker: &CircuitBreaker,
+    records: Vec<SqsMessage>,
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    let mut deactivations = Vec::new();
+    // Messages grouped by customer, in first-seen order.
+    let mut units: Vec<Vec<Parsed>> = Vec::new();
+    for record in records {
+        let span = message_span(&record);
+        match parse(deps, record).instrument(span.clone()).await {
+            Err(outcome) => failures.extend(outcome),
+            Ok(parsed) if parsed.msg.reason == ExportReason::Deactivation => {
+                deactivations.push(parsed)
+            }
+            Ok(parsed) => match units
+                .iter_mut()
+                .find(|unit| unit[0].msg.customer_id == parsed.msg.customer_id)
+            {
+                Some(unit) => unit.push(parsed),
+                None => units.push(vec![parsed]),
+            },
+        }
+    }
+    let batch_size = deps.service.batch_size();
+    let mut chunks: Vec<Vec<Vec<Parsed>>> = Vec::new();
+    for unit in units {
+        match chunks.last_mut() {
+            Some(chunk) if chunk.len() < batch_size => chunk.push(unit),
+            _ => chunks.push(vec![unit]),
+        }
+    }
+    let concurrency = deps.settings.concurrency.max(1);
+    let from_chunks: Vec<Vec<String>> = stream::iter(chunks)
+        .map(|chunk| export_chunk(deps, breaker, chunk))
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    failures.extend(from_chunks.into_iter().flatten());
+    let from_deactivations: Vec<Option<String>> = stream::iter(deactivations)
+        .map(|parsed| async move {
+            let span = parsed.span.clone();
+            async {
+                let ctx = parsed.attempt(deps);
+                if breaker.is_open() {
+                    return ctx
+                        .retry(None, "1C is failing; circuit breaker open", "circuit_open")
+                        .await;
+                }
+                let result = deps.service.export_customer_to_1c(&parsed.msg).await;
+                settle(&ctx, Some(breaker), result.as_ref()).await
+            }
+            .instrument(span)
+            .await
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    failures.extend(from_deactivations.into_iter().flatten());
+    failures
+}
+
+/// One batch call for these customers, then each delivery settled from its customer's result.
+async fn export_chunk(
+    deps: &Deps,
+    breaker: &CircuitBreaker,
+    chunk: Vec<Vec<Parsed>>,
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    if breaker.is_open() {
+        for parsed in chunk.iter().flatten() {
+            let ctx = parsed.attempt(deps);
+            let failed = async {
+                tracing::info!("circuit open: backing off without calling 1C");
+                ctx.retry(None, "1C is failing; circuit breaker open", "circuit_open")
+                    .await
+            }
+            .instrument(parsed.span.clone())
+            .await;
+            failures.extend(failed);
+        }
+        return failures;
+    }
+    // The newest message of a customer stands for all: the export reads the current row anyway.
+    let msgs: Vec<ExportMessage> = chunk
+        .iter()
+        .filter_map(|unit| unit.iter().max_by_key(|p| p.msg.version))
+        .map(|p| p.msg.clone())
+        .collect();
+    let results = deps.service.export_customers_to_1c(&msgs).await;
+    for (unit, result) in chunk.iter().zip(results) {
+        for (i, parsed) in unit.iter().enumerate() {
+            let ctx = parsed.attempt(deps);
+            // The breaker counts 1C's answer once per customer, not per duplicate delivery.
+            let counting = (i == 0).then_some(breaker);
+            let failed = settle(&ctx, counting, result.as_ref())
+                .instrument(parsed.span.clone())
+                .await;
+            failures.extend(failed);
+        }
+    }
+    failures
+}
 fn lane_name(lane: Lane) -> &'static str {
     match lane {
         Lane::Priority => "priority",

@@ -1,7 +1,7 @@
 //! Lambda bootstrap: configuration, clients and secrets once per cold start, then the handler.
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use exporter::config::ExporterConfig;
+use exporter::config::{batch_size_from_env, ExporterConfig};
 use exporter::wiring::{build_deps_warmed, ONEC_WARM_UP_TIMEOUT};
 use lambda_runtime::{run, service_fn, tracing, Error, LambdaEvent};
 
@@ -9,8 +9,10 @@ use lambda_runtime::{run, service_fn, tracing, Error, LambdaEvent};
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let config = ExporterConfig::from_env()?;
+    let batch_size = batch_size_from_env()?;
     let aws = aws_config::load_from_env().await;
-    let deps = build_deps_warmed(&config, &aws, ONEC_WARM_UP_TIMEOUT).await?;
+    let mut deps = build_deps_warmed(&config, &aws, ONEC_WARM_UP_TIMEOUT).await?;
+    deps.service.set_batch_size(batch_size);
     let deps = &deps;
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let response = exporter::handle(deps, event.payload).await;
