@@ -61,6 +61,135 @@ pub fn mask(value: &str) -> String {
     }
 }
 
+/// Masks everything in free text that looks like an e-mail address, a phone number or an INN.
+///
+/// For text we do not control — 1C's error messages and page titles, which may echo the request
+/// back — before it reaches an error, a log line, `sync_error_message` or a DLQ attribute.
+/// Numbers need 10 to 15 digits (optionally with `+`, spaces, brackets and dashes between them)
+/// and must stand alone: digits inside a longer token (a GUID, a hex string) are left as they are.
+/// Exactly 10 or 12 bare digits are masked as an INN, anything else as a phone.
+pub fn scrub(text: &str) -> String {
+    scrub_numbers(&scrub_emails(text))
+}
+
+/// Punctuation that wraps an address in running text rather than belonging to it.
+const OPENERS: &[char] = &['<', '(', '[', '{', '"', '\'', '«', '`'];
+const CLOSERS: &[char] = &[
+    '>', ')', ']', '}', '"', '\'', '»', '`', '.', ',', ';', ':', '!', '?',
+];
+
+/// Every whitespace-separated word with an `@` between two non-empty parts is masked whole
+/// (minus wrapping punctuation): an address may hold any other character, so nothing narrower
+/// is safe.
+fn scrub_emails(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while !rest.is_empty() {
+        let word_len = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        let (word, tail) = rest.split_at(word_len);
+        out.push_str(&mask_address_in(word));
+        let space_len = tail
+            .find(|c: char| !c.is_whitespace())
+            .unwrap_or(tail.len());
+        out.push_str(&tail[..space_len]);
+        rest = &tail[space_len..];
+    }
+    out
+}
+
+fn mask_address_in(word: &str) -> String {
+    let Some(at) = word.rfind('@') else {
+        return word.to_owned();
+    };
+    let trimmed = word.trim_start_matches(OPENERS).trim_end_matches(CLOSERS);
+    let core = match trimmed.rsplit_once('@') {
+        Some((local, domain)) if !local.is_empty() && !domain.is_empty() => trimmed,
+        // Wrapping punctuation was the whole local part or domain: mask the word as it is.
+        _ if at > 0 && at + 1 < word.len() => word,
+        _ => return word.to_owned(),
+    };
+    let Some(start) = word.find(core) else {
+        return mask_email(word);
+    };
+    format!(
+        "{}{}{}",
+        &word[..start],
+        mask_email(core),
+        &word[start + core.len()..]
+    )
+}
+
+/// Characters that make a digit part of a longer token rather than a number of its own.
+fn joins_token(c: char) -> bool {
+    c.is_alphanumeric() || matches!(c, '_' | '-' | '+' | '*')
+}
+
+fn scrub_numbers(text: &str) -> String {
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut i = 0;
+    while i < chars.len() {
+        let (pos, c) = chars[i];
+        let starts = c.is_ascii_digit()
+            || (c == '+' && chars.get(i + 1).is_some_and(|(_, d)| d.is_ascii_digit()));
+        let free = i == 0 || !joins_token(chars[i - 1].1);
+        if !(starts && free) {
+            i += 1;
+            continue;
+        }
+        // The run of digits and separators, cut back to its last digit.
+        let mut j = i + 1;
+        while j < chars.len() && (chars[j].1.is_ascii_digit() || " ()-".contains(chars[j].1)) {
+            j += 1;
+        }
+        while !chars[j - 1].1.is_ascii_digit() {
+            j -= 1;
+        }
+        let end = chars.get(j).map_or(text.len(), |(p, _)| *p);
+        let next_joins = chars.get(j).is_some_and(|(_, n)| {
+            // A letter, `_`, `-x` (a reference) or `:5` (a date and time) continues the token.
+            n.is_alphanumeric()
+                || *n == '_'
+                || (*n == '-' && chars.get(j + 1).is_some_and(|(_, m)| m.is_alphanumeric()))
+                || (*n == ':' && chars.get(j + 1).is_some_and(|(_, m)| m.is_ascii_digit()))
+        });
+        let span = &text[pos..end];
+        if !next_joins {
+            if let Some(masked) = mask_number(span) {
+                out.push_str(&text[copied..pos]);
+                out.push_str(&masked);
+                copied = end;
+            }
+        }
+        i = j;
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
+/// The masked form of a standalone number, or `None` when it is not personal-looking.
+fn mask_number(span: &str) -> Option<String> {
+    let digits = span.chars().filter(char::is_ascii_digit).count();
+    if (10..=15).contains(&digits) {
+        let bare = span.chars().all(|c| c.is_ascii_digit());
+        return Some(if bare && (digits == 10 || digits == 12) {
+            mask_inn(span)
+        } else {
+            mask_phone(span)
+        });
+    }
+    if digits > 15 && span.contains(' ') && !span.contains('-') {
+        // Several numbers in a row ("7707083893 500100732259"): judge each on its own.
+        let parts: Vec<String> = span
+            .split(' ')
+            .map(|part| mask_number(part).unwrap_or_else(|| part.to_owned()))
+            .collect();
+        return Some(parts.join(" "));
+    }
+    None
+}
+
 /// What kind of value a [`Masked`] wraps, which picks the mask.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MaskKind {
@@ -176,6 +305,54 @@ mod tests {
                 assert!(!masked.contains(input), "{masked:?} leaks {input:?}");
             }
         }
+    }
+
+    #[test]
+    fn scrub_masks_emails_phones_and_inns_in_free_text() {
+        let cases = [
+            (
+                "Контрагент с e-mail ivan.petrov@example.ru уже существует",
+                "Контрагент с e-mail i***@e***.ru уже существует",
+            ),
+            ("<ivan@example.ru>.", "<i***@e***.ru>."),
+            ("(a@b.ru),c@d.рф", "(a***@d***.рф"),
+            ("и\u{FFFD}@\u{FFFD}н.рф", "и***@\u{FFFD}***.рф"),
+            (
+                "тел. +7 (912) 345-67-89, ИНН 7707083893",
+                "тел. +7*******89, ИНН 77******93",
+            ),
+            ("ИНН 500100732259 занят", "ИНН 50******59 занят"),
+            ("телефон 89123456789", "телефон 8*******89"),
+            ("ИНН 7707083893 500100732259", "ИНН 77******93 50******59"),
+            ("+79123456789", "+7*******89"),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(scrub(input), expected, "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn scrub_leaves_references_versions_dates_and_short_numbers_alone() {
+        let untouched = [
+            "Ref_Key 00000000-0000-0000-0000-000000000001 not found",
+            "guid'9a1b6f0e-1234-4000-8000-123456789012'",
+            "abcdefab-abcd-abcd-abcd-123456789012",
+            "HTTP 500 at 2026-11-28 10:15:30, DataVersion AAAAAAAETag=",
+            "КПП 770701001, код 42",
+            "token a1234567890b and 1234567890abc",
+            "no address @ here, nor here@",
+            "",
+        ];
+        for text in untouched {
+            assert_eq!(scrub(text), text);
+        }
+    }
+
+    #[test]
+    fn scrub_keeps_every_character_that_is_not_masked() {
+        // Non-ASCII around the values must survive byte-exactly (slicing at char boundaries).
+        let text = "Ошибка 🙂: «a@b.рф» ‏+79123456789‏ конец";
+        assert_eq!(scrub(text), "Ошибка 🙂: «a***@b***.рф» ‏+7*******89‏ конец");
     }
 
     #[test]

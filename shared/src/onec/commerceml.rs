@@ -318,7 +318,9 @@ fn parse_document(response: &Response) -> Result<Element, OneCError> {
             status: response.status.as_u16(),
             message: detail
                 .message
-                .map(|m| super::http::truncate(&m, super::http::MAX_DETAIL_CHARS))
+                .map(|m| {
+                    super::http::truncate(&crate::pii::scrub(&m), super::http::MAX_DETAIL_CHARS)
+                })
                 .unwrap_or_else(|| "1C reported an error".into()),
             code: detail.code,
         });
@@ -664,3 +666,6 @@ mod tests {
         assert!(parse_error_body(b"<html><title>x</title></html>").is_none());
     }
 }
+
+#[cfg(feature = "fuzzing")]
+pub(crate) mod fuzzing;

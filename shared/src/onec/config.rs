@@ -125,6 +125,7 @@ pub enum OneCConfigError {
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 pub const DEFAULT_HS_ROOT: &str = "site";
 
 /// Everything a transport needs to talk to one 1C infobase.
@@ -143,6 +144,8 @@ pub struct OneCConfig {
     pub allow_insecure_http: bool,
     /// Bodies larger than this are refused rather than buffered.
     pub max_response_bytes: usize,
+    /// Request bodies larger than this are refused before anything is sent.
+    pub max_request_bytes: usize,
     pub schema: OneCSchema,
 }
 
@@ -163,6 +166,7 @@ impl OneCConfig {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             allow_insecure_http,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             schema: OneCSchema::default(),
         };
         config.validate()?;
@@ -199,6 +203,9 @@ impl OneCConfig {
         }
         if self.max_response_bytes == 0 {
             return Err(OneCConfigError::ZeroLimit("max_response_bytes"));
+        }
+        if self.max_request_bytes == 0 {
+            return Err(OneCConfigError::ZeroLimit("max_request_bytes"));
         }
         if self.request_timeout.is_zero() {
             return Err(OneCConfigError::ZeroLimit("request_timeout"));
@@ -296,6 +303,7 @@ mod tests {
         assert_eq!(config.connect_timeout, Duration::from_secs(5));
         assert_eq!(config.request_timeout, Duration::from_secs(20));
         assert_eq!(config.max_response_bytes, 4 * 1024 * 1024);
+        assert_eq!(config.max_request_bytes, 4 * 1024 * 1024);
         assert_eq!(config.schema, OneCSchema::default());
     }
 

@@ -77,6 +77,7 @@ pub(crate) struct HttpCore {
     base_url: Url,
     authorization: HeaderValue,
     max_response_bytes: usize,
+    max_request_bytes: usize,
     dialect: Dialect,
 }
 
@@ -100,6 +101,7 @@ impl HttpCore {
                 config.credentials.password.expose(),
             )?,
             max_response_bytes: config.max_response_bytes,
+            max_request_bytes: config.max_request_bytes,
             dialect,
         })
     }
@@ -189,7 +191,19 @@ impl HttpCore {
         request: RequestBuilder,
         format: BodyFormat,
     ) -> Result<Response, OneCError> {
-        let mut response = request.send().await.map_err(map_transport_error)?;
+        let (client, request) = request.build_split();
+        let request = request.map_err(map_transport_error)?;
+        let size = request
+            .body()
+            .and_then(reqwest::Body::as_bytes)
+            .map_or(0, <[u8]>::len);
+        if size > self.max_request_bytes {
+            return Err(OneCError::InvalidRequest(format!(
+                "request body of {size} bytes is larger than {} bytes",
+                self.max_request_bytes
+            )));
+        }
+        let mut response = client.execute(request).await.map_err(map_transport_error)?;
         let status = response.status();
         let headers = response.headers().clone();
         let limit = if status.is_success() {
@@ -352,7 +366,10 @@ pub(crate) fn classify(
 
     let detail = (dialect.parse_error)(body).map(|d| ErrorDetail {
         code: d.code.map(|c| truncate(&c, 40)),
-        message: d.message.map(|m| truncate(&m, MAX_DETAIL_CHARS)),
+        // 1C's text may echo the request's contact data back.
+        message: d
+            .message
+            .map(|m| truncate(&crate::pii::scrub(&m), MAX_DETAIL_CHARS)),
     });
     let message_of = |detail: &Option<ErrorDetail>| {
         detail
@@ -437,7 +454,7 @@ pub(crate) fn html_title(body: &[u8]) -> String {
     });
     match title {
         Some(t) => {
-            let collapsed = t.split_whitespace().collect::<Vec<_>>().join(" ");
+            let collapsed = crate::pii::scrub(&t.split_whitespace().collect::<Vec<_>>().join(" "));
             if collapsed.is_empty() {
                 "untitled page".into()
             } else {

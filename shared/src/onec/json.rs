@@ -583,3 +583,5 @@ mod tests {
     }
 }
 
+#[cfg(feature = "fuzzing")]
+pub(crate) mod fuzzing;

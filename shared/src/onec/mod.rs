@@ -8,6 +8,9 @@ mod batch;
 mod commerceml;
 mod config;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod http;
 mod json;
 mod odata;

@@ -1081,3 +1081,5 @@ mod tests {
     }
 }
 
+#[cfg(feature = "fuzzing")]
+pub(crate) mod fuzzing;
