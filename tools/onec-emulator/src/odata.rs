@@ -388,7 +388,20 @@ fn collection(app: &AppState, pairs: &[(String, String)]) -> Result<Response, OD
         .filter(|s: &Vec<String>| !s.iter().any(|p| p == "*" || p == "**"));
 
     let mut entities = Vec::new();
-    for record in app.store().all() {
+    let store = app.store();
+    // A lookup by platform id uses the attribute's index, as in 1C (where it is indexed);
+    // anything else scans the catalogue.
+    let records = match &filter {
+        Some(filter::Expr::Compare(property, filter::Op::Eq, filter::Literal::Str(value)))
+            if *property == app.config.platform_id_attribute =>
+        {
+            let mut found = store.find_by_platform_id(value);
+            found.sort_by(|a, b| a.code.cmp(&b.code));
+            found
+        }
+        _ => store.all(),
+    };
+    for record in records {
         let e = entity(&app.config, record);
         let keep = match &filter {
             Some(f) => f.eval(&e).map_err(ODataError::bad_query)?,
@@ -398,6 +411,7 @@ fn collection(app: &AppState, pairs: &[(String, String)]) -> Result<Response, OD
             entities.push(e);
         }
     }
+    drop(store);
     for (property, _) in &order {
         if entities.first().is_some_and(|e| !e.contains_key(property)) {
             return Err(ODataError::bad_query(format!(
