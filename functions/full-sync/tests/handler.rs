@@ -546,3 +546,39 @@ async fn contradictory_or_out_of_range_inputs_are_refused() {
     assert_eq!(parsed, FullSyncInput::start(SyncDirection::Both, 500));
     assert!(serde_json::from_str::<FullSyncInput>(r#"{"direction":"both","chunk":5}"#).is_err());
 }
+
+#[test]
+fn the_sample_schedule_inputs_are_starts_of_their_direction() {
+    let samples = [
+        (
+            include_str!("../../../events/full-sync.json"),
+            SyncDirection::Both,
+        ),
+        (
+            include_str!("../../../events/full-sync-export.json"),
+            SyncDirection::Export,
+        ),
+        (
+            include_str!("../../../events/full-sync-import.json"),
+            SyncDirection::Import,
+        ),
+        (
+            include_str!("../../../events/full-sync-both.json"),
+            SyncDirection::Both,
+        ),
+    ];
+    for (json, direction) in samples {
+        let input: FullSyncInput = serde_json::from_str(json).expect("a valid input");
+        match input.command().expect("a valid command") {
+            full_sync::Command::Start {
+                direction: d,
+                chunk_size,
+                ..
+            } => {
+                assert_eq!(d, direction);
+                assert_eq!(chunk_size, full_sync::DEFAULT_CHUNK_SIZE);
+            }
+            other => panic!("not a start: {other:?}"),
+        }
+    }
+}
