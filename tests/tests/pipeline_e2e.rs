@@ -585,3 +585,39 @@ fn is_own_write(record: &EventRecord) -> bool {
     let new: Option<Customer> = serde_dynamo::from_item(record.change.new_image.clone()).ok();
     bookkeeping_only || new.is_some_and(|c| c.is_in_sync())
 }
+
+#[tokio::test]
+async fn a_periodic_task_runs_on_its_schedule_and_stopping_the_stack_leaves_nothing_running() {
+    // Given the stack with a task scheduled every 100 ms (the full sync's seam)
+    let mut p = pipeline().await;
+    let ticks = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = ticks.clone();
+    p.stack
+        .spawn_periodic("tick", Duration::from_millis(100), move || {
+            let counter = counter.clone();
+            async move {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    let moto_pid = p.stack.moto().and_then(|m| m.pid());
+    let emulator = p.stack.emulator().addr();
+
+    // When it has run for a while and the stack stops
+    tokio::time::sleep(Duration::from_millis(650)).await;
+    let Pipeline { stack, .. } = p;
+    stack.stop().await;
+    let after_stop = ticks.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Then it ran on its schedule and not after the stop
+    assert!((3..=7).contains(&after_stop), "{after_stop} ticks");
+    assert_eq!(ticks.load(Ordering::Relaxed), after_stop);
+    // And moto and the emulator are gone
+    if let Some(pid) = moto_pid {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "moto's watchdog still runs"
+        );
+    }
+    assert!(tokio::net::TcpStream::connect(emulator).await.is_err());
+}

@@ -32,6 +32,8 @@ use std::time::{Duration, Instant};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// With empty queues and no handler activity for this long, the pipeline has done all it will.
+const STUCK_AFTER: Duration = Duration::from_secs(5);
 /// Platform writes in flight at once.
 const WRITE_CONCURRENCY: usize = 8;
 
@@ -108,6 +110,17 @@ pub struct OneCSideEdit {
     pub onec_status: Option<String>,
 }
 
+/// A message in the DLQ.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DeadLetterSummary {
+    pub customer_id: String,
+    /// Sent by the exporter for a permanent failure (`error_kind` set), rather than moved by
+    /// SQS after the retries ran out.
+    pub permanent: bool,
+    /// `error_kind` for a permanent failure, else the message's own reason (registration…).
+    pub detail: String,
+}
+
 /// One problem with the outcome.
 pub type Finding = String;
 
@@ -126,8 +139,7 @@ pub struct DemoReport {
     pub onec_ids: BTreeMap<String, String>,
     /// Invalid users: id, masked offending value, the row's `sync_error_message`.
     pub error_rows: Vec<(String, String, String)>,
-    /// DLQ messages: customer id, `reason`, `error_kind` (none for exhausted retries).
-    pub dead_letters: Vec<(String, Option<String>, Option<String>)>,
+    pub dead_letters: Vec<DeadLetterSummary>,
     pub registration_latency: Latency,
     pub profile_latency: Latency,
     pub onec_requests: u64,
@@ -188,7 +200,7 @@ impl DemoReport {
         let _ = writeln!(out, "== onec-sync demo report ==");
         let _ = writeln!(
             out,
-            "users written: {} ({} valid, {} deliberately invalid) in {:.1}s",
+            "users written: {} ({} valid, {} deliberately invalid); finished in {:.1}s",
             self.users,
             self.valid,
             self.invalid,
@@ -246,13 +258,13 @@ impl DemoReport {
             let _ = writeln!(out, "  {id}  {value}  {message}");
         }
         let _ = writeln!(out, "\nDLQ ({} messages):", self.dead_letters.len());
-        for (id, reason, kind) in &self.dead_letters {
-            let _ = writeln!(
-                out,
-                "  {id}  reason={}  error_kind={}",
-                reason.as_deref().unwrap_or("(none: retries exhausted)"),
-                kind.as_deref().unwrap_or("-")
-            );
+        for letter in &self.dead_letters {
+            let kind = if letter.permanent {
+                "permanent failure"
+            } else {
+                "retries exhausted"
+            };
+            let _ = writeln!(out, "  {}  {kind} ({})", letter.customer_id, letter.detail);
         }
         let _ = writeln!(
             out,
@@ -631,7 +643,8 @@ async fn wait_for(
     timeout: Duration,
     done: &dyn Fn(&HashMap<String, Row>) -> bool,
 ) -> Result<bool, DemoError> {
-    let deadline = Instant::now() + timeout;
+    let started = Instant::now();
+    let deadline = started + timeout;
     loop {
         let rows = scan(dynamodb, &stack.outputs().users_table).await?;
         if done(&rows) {
@@ -641,14 +654,16 @@ async fn wait_for(
             tracing::warn!("the pipeline did not settle within {timeout:?}");
             return Ok(false);
         }
+        // Nothing left to deliver or retry: waiting longer cannot change the outcome.
+        if stack.is_idle(STUCK_AFTER, started).await.unwrap_or(false) {
+            return Ok(false);
+        }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
 /// Receives everything in the DLQ (and makes it visible again, so `--keep` still shows it).
-async fn read_dlq(
-    stack: &LocalStack,
-) -> Result<Vec<(String, Option<String>, Option<String>)>, DemoError> {
+async fn read_dlq(stack: &LocalStack) -> Result<Vec<DeadLetterSummary>, DemoError> {
     let sqs = aws_sdk_sqs::Client::new(stack.aws());
     let url = &stack.outputs().dlq_url;
     let mut seen = BTreeSet::new();
@@ -687,11 +702,14 @@ async fn read_dlq(
                     .and_then(|b| serde_json::from_str::<Value>(b).ok())
                     .and_then(|v| v["customer_id"].as_str().map(str::to_owned))
             });
-            letters.push((
-                customer.unwrap_or_else(|| "(unknown)".to_owned()),
-                attribute("reason"),
-                attribute("error_kind"),
-            ));
+            let kind = attribute("error_kind");
+            letters.push(DeadLetterSummary {
+                customer_id: customer.unwrap_or_else(|| "(unknown)".to_owned()),
+                permanent: kind.is_some(),
+                detail: kind
+                    .or_else(|| attribute("reason"))
+                    .unwrap_or_else(|| "-".to_owned()),
+            });
         }
     }
     for handle in receipts {
@@ -762,7 +780,7 @@ fn build_report(
     rows: &HashMap<String, Row>,
     edits: &[ProfileEdit],
     onec_side_edits: Vec<OneCSideEdit>,
-    dead_letters: Vec<(String, Option<String>, Option<String>)>,
+    dead_letters: Vec<DeadLetterSummary>,
     tracker: Tracker,
     elapsed: Duration,
 ) -> DemoReport {
@@ -796,8 +814,8 @@ fn build_report(
     let dlq_ids: BTreeMap<&str, usize> =
         dead_letters
             .iter()
-            .fold(BTreeMap::new(), |mut acc, (id, _, _)| {
-                *acc.entry(id.as_str()).or_default() += 1;
+            .fold(BTreeMap::new(), |mut acc, letter| {
+                *acc.entry(letter.customer_id.as_str()).or_default() += 1;
                 acc
             });
 
@@ -814,10 +832,17 @@ fn build_report(
             Expect::Valid => {
                 let Some(onec_id) = customer.onec_id.clone().filter(|_| customer.is_in_sync())
                 else {
+                    // The message names fields and error classes, never values.
                     report.findings.push(format!(
-                        "{}: not synced (status {})",
+                        "{}: not synced (status {}{})",
                         user.id,
-                        customer.sync_status.map_or("none", |s| s.as_str())
+                        customer.sync_status.map_or("none", |s| s.as_str()),
+                        customer
+                            .sync_error_message
+                            .as_deref()
+                            .filter(|m| !m.is_empty())
+                            .map(|m| format!(": {m}"))
+                            .unwrap_or_default()
                     ));
                     continue;
                 };
@@ -900,12 +925,11 @@ fn build_report(
             }
         }
     }
-    for (id, reason, _) in &dead_letters {
-        if reason.is_none() {
-            report.findings.push(format!(
-                "{id}: in the DLQ after exhausting its retries (1C kept failing)"
-            ));
-        }
+    for letter in dead_letters.iter().filter(|l| !l.permanent) {
+        report.findings.push(format!(
+            "{}: a {} message exhausted its retries (1C kept failing)",
+            letter.customer_id, letter.detail
+        ));
     }
     let failed_batches = stack
         .stats()

@@ -486,16 +486,29 @@ impl LocalStack {
         poller.approximate_count().await
     }
 
+    /// Both export queues are empty (nothing visible, in flight or delayed) and no handler has
+    /// received anything for `quiet`, counted from `since` at the earliest (writes made just
+    /// before `since` may not have reached the stream poller yet): nothing more will happen
+    /// without a new write.
+    pub async fn is_idle(&self, quiet: Duration, since: Instant) -> Result<bool, SqsPollerError> {
+        let idle = self
+            .stats
+            .idle_for()
+            .map_or(since.elapsed(), |idle| idle.min(since.elapsed()));
+        let quiet_enough = idle >= quiet;
+        Ok(quiet_enough
+            && self.queue_depth(&self.outputs.priority_queue_url).await? == 0
+            && self.queue_depth(&self.outputs.bulk_queue_url).await? == 0)
+    }
+
     /// Waits until both export queues are empty and no handler has received anything for
     /// `quiet` (long enough for the stream poller to have picked up the last writes); `false`
     /// if that did not happen within `timeout`.
     pub async fn settle(&self, quiet: Duration, timeout: Duration) -> Result<bool, SqsPollerError> {
-        let deadline = Instant::now() + timeout;
+        let started = Instant::now();
+        let deadline = started + timeout;
         loop {
-            let busy = self.queue_depth(&self.outputs.priority_queue_url).await?
-                + self.queue_depth(&self.outputs.bulk_queue_url).await?;
-            let quiet_enough = self.stats.idle_for().is_none_or(|idle| idle >= quiet);
-            if busy == 0 && quiet_enough {
+            if self.is_idle(quiet, started).await? {
                 return Ok(true);
             }
             if Instant::now() >= deadline {

@@ -187,9 +187,14 @@ fn print_keep_instructions(stack: &LocalStack) {
         "{}",
         example_put_item(&outputs.users_table, stack.endpoint())
     );
+    // The emulator's documented default login, not a secret.
+    let login = stack.emulator().config();
     println!(
-        "  curl -s {}/counterparties | grep demo-user-1",
-        stack.emulator().admin_url()
+        "  curl -s -u '{}:{}' '{}/hs/{}/customers?platform_id=demo-user-1'",
+        login.username,
+        login.password,
+        stack.emulator().base_url(),
+        login.hs_root
     );
 }
 
