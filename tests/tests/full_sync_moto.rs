@@ -516,3 +516,69 @@ async fn a_both_run_imports_1c_only_counterparties_keeps_the_watermark_and_expor
     assert_eq!(report.counters.imported, 0);
     rig.emulator.stop().await;
 }
+
+#[tokio::test]
+async fn locks_left_by_finished_or_silent_runs_are_released_in_the_runs_table() {
+    // Given a run that completed but whose lock release was lost
+    let rig = rig().await;
+    let runs = &rig.deps.runs;
+    let now = chrono::Utc::now();
+    runs.start(
+        "old",
+        SyncDirection::Export,
+        10,
+        1,
+        now - chrono::Duration::hours(2),
+    )
+    .await
+    .expect("start");
+    runs.store()
+        .transition(
+            "old",
+            &[RunStatus::Running],
+            RunStatus::Completed,
+            None,
+            now - chrono::Duration::hours(1),
+        )
+        .await
+        .expect("transition");
+    assert_eq!(
+        runs.store()
+            .control()
+            .await
+            .expect("control")
+            .active_run
+            .as_deref(),
+        Some("old")
+    );
+    // When a new run starts, then goes silent for longer than Lambda can run
+    runs.start(
+        "silent",
+        SyncDirection::Export,
+        10,
+        1,
+        now - chrono::Duration::minutes(30),
+    )
+    .await
+    .expect("the finished holder's lock is released");
+    // Then a start refuses nothing after the stale window: the silent run is failed, resumable
+    let fresh = runs
+        .start("fresh", SyncDirection::Import, 10, 2, now)
+        .await
+        .expect("the silent holder's lock is released");
+    assert_eq!(fresh.export_segments.len(), 2);
+    let silent = runs.require("silent").await.expect("the silent run");
+    assert_eq!(silent.status, RunStatus::Failed);
+    assert!(silent
+        .error
+        .as_deref()
+        .unwrap_or("")
+        .contains("presumed stopped"));
+    // And while `fresh` runs, resuming `silent` is refused naming `fresh`
+    let err = runs.resume("silent", now).await.expect_err("refused");
+    assert!(
+        matches!(&err, SyncRunError::AlreadyRunning { run_id, .. } if run_id == "fresh"),
+        "{err}"
+    );
+    rig.emulator.stop().await;
+}
