@@ -269,7 +269,22 @@ async fn execute(
             }
         })
     });
-    let result = full_sync::handle(&deps, &input, &Unlimited).await;
+    let run = full_sync::handle(&deps, &input, &Unlimited);
+    tokio::pin!(run);
+    let result = tokio::select! {
+        result = &mut run => result,
+        _ = tokio::signal::ctrl_c() => {
+            // Leaving the record `running` would block new runs until it goes stale; cancel it
+            // and let the chunk in flight finish, so its progress is kept for a resume.
+            if let Some(id) = input.run_id.as_deref().or(input.resume.as_deref()) {
+                bar.println(format!("interrupted: cancelling run {id} at the end of this chunk"));
+                if let Err(err) = deps.runs.cancel(id, Utc::now()).await {
+                    bar.println(format!("cannot cancel run {id}: {err}"));
+                }
+            }
+            run.await
+        }
+    };
     if let Some(follower) = follower {
         follower.abort();
     }
