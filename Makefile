@@ -9,7 +9,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 -include infra/infra.mk
 
-.PHONY: help setup fmt lint test test-unit emulator build validate deploy demo clean bench
+.PHONY: help setup fmt lint test test-unit emulator build validate deploy demo clean bench fuzz
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -57,6 +57,15 @@ bench: setup ## Benchmarks of every stage against its limit → docs/benchmarks.
 
 emulator: ## Run the 1C emulator by hand on 127.0.0.1:8081
 	cargo run -p onec-emulator -- --port 8081
+
+FUZZ_SECONDS ?= 60
+CARGO_FUZZ  := $(abspath .tools)/bin/cargo-fuzz
+
+$(CARGO_FUZZ):
+	cargo install cargo-fuzz --locked --root $(abspath .tools)
+
+fuzz: $(CARGO_FUZZ) ## Every fuzz target for FUZZ_SECONDS each (default 60; stable toolchain, no sanitizer)
+	PATH="$(abspath .tools)/bin:$$PATH" FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run-all.sh
 
 clean: ## Remove build output and the venv
 	cargo clean

@@ -65,7 +65,7 @@ pub fn mask(value: &str) -> String {
 ///
 /// For text we do not control — 1C's error messages and page titles, which may echo the request
 /// back — before it reaches an error, a log line, `sync_error_message` or a DLQ attribute.
-/// Numbers need 10 to 15 digits (optionally with `+`, spaces, brackets and dashes between them)
+/// Numbers need 10 to 15 digits, or 7 after a `+` (spaces, brackets and dashes may separate them)
 /// and must stand alone: digits inside a longer token (a GUID, a hex string) are left as they are.
 /// Exactly 10 or 12 bare digits are masked as an INN, anything else as a phone.
 pub fn scrub(text: &str) -> String {
@@ -171,7 +171,10 @@ fn scrub_numbers(text: &str) -> String {
 /// The masked form of a standalone number, or `None` when it is not personal-looking.
 fn mask_number(span: &str) -> Option<String> {
     let digits = span.chars().filter(char::is_ascii_digit).count();
-    if (10..=15).contains(&digits) {
+    // E.164 numbers of small countries have as few as 7 digits; without the `+` that short a
+    // number is more likely a code or a count.
+    let min = if span.starts_with('+') { 7 } else { 10 };
+    if (min..=15).contains(&digits) {
         let bare = span.chars().all(|c| c.is_ascii_digit());
         return Some(if bare && (digits == 10 || digits == 12) {
             mask_inn(span)
@@ -325,6 +328,7 @@ mod tests {
             ("телефон 89123456789", "телефон 8*******89"),
             ("ИНН 7707083893 500100732259", "ИНН 77******93 50******59"),
             ("+79123456789", "+7*******89"),
+            ("тел. +67287285.", "тел. +6*******85."),
         ];
         for (input, expected) in cases {
             assert_eq!(scrub(input), expected, "input {input:?}");

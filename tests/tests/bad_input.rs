@@ -1235,3 +1235,45 @@ async fn broken_http_on_the_wire_is_a_transient_error_within_the_request_timeout
         }
     }
 }
+
+// ------------------------------------------------------------------------------------------
+// Crashes the fuzzer found (docs/bad-input.md, "Fuzzing"), kept fixed
+// ------------------------------------------------------------------------------------------
+
+#[test]
+fn f1_f2_contact_values_the_parsers_accept_never_survive_the_pii_scrubber() {
+    use shared::domain::{Email, Phone};
+    // (row, value as the parser accepts it)
+    let rows: [(&str, Result<String, String>); 2] = [
+        (
+            // domain_values crash-1f32c442…: the scrubber only knew letters, digits and ._%+-'
+            // in an address; the parser accepts anything but whitespace and control characters.
+            "F1 e-mail with replacement characters",
+            Email::parse("и\u{FFFD}@\u{FFFD}н\u{FFFD}\u{FFFD}аример.рф")
+                .map(|e| e.as_str().to_owned())
+                .map_err(|e| e.to_string()),
+        ),
+        (
+            // domain_values crash-f07f250b…: an 8-digit E.164 number (Norfolk Island) was below
+            // the scrubber's 10-digit floor.
+            "F2 short international phone",
+            Phone::parse("+67287285")
+                .map(|p| p.as_str().to_owned())
+                .map_err(|e| e.to_string()),
+        ),
+    ];
+    for (row, parsed) in rows {
+        // Given a value the parser accepts
+        let value = parsed.unwrap_or_else(|e| panic!("{row}: the parser refuses it: {e}"));
+
+        // When 1C echoes it in an error text
+        let scrubbed = shared::pii::scrub(&format!("1C: {value} уже используется."));
+
+        // Then the scrubbed text does not carry it
+        assert!(!scrubbed.contains(&value), "{row}: {scrubbed:?}");
+        assert!(
+            scrubbed.ends_with("уже используется."),
+            "{row}: {scrubbed:?}"
+        );
+    }
+}
