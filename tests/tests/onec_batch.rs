@@ -258,6 +258,30 @@ async fn a_batch_costs_the_latency_of_one_request_per_round_trip() {
 }
 
 #[tokio::test]
+async fn one_customer_twice_in_a_batch_yields_one_counterparty() {
+    for transport in BATCH_TRANSPORTS {
+        // Given a batch that carries the same new customer twice, the second time changed
+        let emulator = Emulator::start().await;
+        let client = emulator.client(transport);
+        let first = individual(&platform_id());
+        let mut second = first.clone();
+        second.status = Some("Заблокирован".into());
+
+        // When it is sent
+        let results = all_ok(client.upsert_customers(&[first.clone(), second]).await);
+
+        // Then one counterparty holds the later data
+        assert!(results[0].created, "{transport:?}");
+        assert!(!results[1].created, "{transport:?}");
+        assert_eq!(results[0].onec_id, results[1].onec_id);
+        let stored = emulator.handle.find_by_platform_id(&first.platform_id);
+        assert_eq!(stored.len(), 1, "{transport:?}");
+        assert_eq!(stored[0].fields.status.as_deref(), Some("Заблокирован"));
+        emulator.stop().await;
+    }
+}
+
+#[tokio::test]
 async fn a_publication_without_odata_batch_gets_one_request_per_customer() {
     // Given a publication that answers `$batch` as an unknown entity set
     let emulator = Emulator::start().await;
@@ -313,4 +337,59 @@ fn no_matches_answer(n: usize) -> ScriptedAnswer {
     }
     body.push_str("--b--\r\n");
     respond(202, "multipart/mixed; boundary=b", &body)
+}
+
+/// Sends a raw `$batch` body to the emulator and returns the answer's text.
+async fn raw_batch(emulator: &Emulator, body: &str) -> (u16, String) {
+    let config = emulator.handle.config();
+    let response = reqwest::Client::new()
+        .post(format!(
+            "{}/odata/standard.odata/$batch",
+            emulator.handle.base_url()
+        ))
+        .basic_auth(&config.username, Some(&config.password))
+        .header("content-type", "multipart/mixed; boundary=b")
+        .body(body.replace('\n', "\r\n"))
+        .send()
+        .await
+        .expect("the emulator answers");
+    let status = response.status().as_u16();
+    (status, response.text().await.expect("a text body"))
+}
+
+#[tokio::test]
+async fn the_emulator_refuses_writes_outside_change_sets_and_longer_change_sets() {
+    // Given a batch with a POST outside a change set and a change set of two POSTs
+    let emulator = Emulator::start().await;
+    let post = "Content-Type: application/http\n\n\
+        POST Catalog_%D0%9A%D0%BE%D0%BD%D1%82%D1%80%D0%B0%D0%B3%D0%B5%D0%BD%D1%82%D1%8B?$format=json HTTP/1.1\n\
+        Content-Type: application/json\n\n\
+        {\"Description\":\"x\",\"ИдентификаторНаСайте\":\"p\"}\n";
+    let body = format!("--b\n{post}--b\nContent-Type: multipart/mixed; boundary=c\n\n--c\n{post}--c\n{post}--c--\n--b--\n");
+
+    // When it is sent
+    let (status, text) = raw_batch(&emulator, &body).await;
+
+    // Then the batch is answered, each part refused in place, and nothing was written
+    assert_eq!(status, 202);
+    assert!(text.contains("HTTP/1.1 405"), "{text}");
+    assert!(text.contains(r#""code":"19""#), "{text}");
+    assert!(text.contains("HTTP/1.1 501"), "{text}");
+    assert!(text.contains(r#""code":"0""#), "{text}");
+    assert!(emulator.handle.counterparties().is_empty());
+    emulator.stop().await;
+}
+
+#[tokio::test]
+async fn the_emulator_refuses_a_batch_that_is_not_multipart() {
+    // Given a body without the multipart framing
+    let emulator = Emulator::start().await;
+
+    // When it is sent as a batch
+    let (status, text) = raw_batch(&emulator, "{}").await;
+
+    // Then the whole request is refused as malformed
+    assert_eq!(status, 400);
+    assert!(text.contains("odata.error"), "{text}");
+    emulator.stop().await;
 }

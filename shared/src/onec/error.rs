@@ -199,3 +199,42 @@ impl Classify for OneCError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_whole_batch_failure_becomes_each_items_error_with_its_kind_class_and_wait() {
+        // Given a plain-data failure and a transport failure (a timeout) of a batch request
+        let throttled = OneCError::RateLimited {
+            retry_after: Some(Duration::from_secs(3)),
+        };
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_millis(1))
+            .build()
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let timeout = OneCError::Timeout(client.get(url).send().await.unwrap_err());
+
+        // When each is spread over three items
+        let copies = throttled.for_each_item(3);
+        let shared = timeout.for_each_item(3);
+
+        // Then every item carries the same kind, class and Retry-After
+        assert_eq!(copies.len(), 3);
+        assert!(copies.iter().all(|e| e.kind() == "rate_limited"
+            && e.class() == ErrorClass::Transient
+            && e.retry_after() == Some(Duration::from_secs(3))));
+        assert_eq!(shared.len(), 3);
+        assert!(shared
+            .iter()
+            .all(|e| e.kind() == "timeout" && e.class() == ErrorClass::Transient));
+        assert!(matches!(shared[0], OneCError::WholeBatch(_)));
+        assert_eq!(shared[0].to_string(), "1C did not answer in time");
+        assert!(OneCError::InvalidRequest("x".into())
+            .for_each_item(0)
+            .is_empty());
+    }
+}

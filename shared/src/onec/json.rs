@@ -515,6 +515,63 @@ impl OneCClient for HttpServiceJsonClient {
 mod tests {
     use super::*;
 
+    fn item(value: serde_json::Value) -> BatchItemAnswer {
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn a_batch_item_is_classified_as_the_single_call_with_its_status() {
+        use crate::error::{Classify, ErrorClass};
+        let ok = batch_item(
+            item(serde_json::json!({"status": 201, "platform_id": "p-1",
+                "onec_id": "r-1", "data_version": "v1"})),
+            "p-1",
+            StatusCode::OK,
+        )
+        .unwrap();
+        assert!(ok.created);
+        let cases = [
+            (500, "business", "rejected", ErrorClass::Permanent),
+            (500, "internal", "unavailable", ErrorClass::Transient),
+            (409, "conflict", "rejected", ErrorClass::Permanent),
+            (422, "validation", "rejected", ErrorClass::Permanent),
+        ];
+        for (status, code, kind, class) in cases {
+            let err = batch_item(
+                item(serde_json::json!({"status": status, "platform_id": "p-1",
+                    "error": {"code": code, "message": "m"}})),
+                "p-1",
+                StatusCode::OK,
+            )
+            .unwrap_err();
+            assert_eq!(err.kind(), kind, "{status} {code}");
+            assert_eq!(err.class(), class, "{status} {code}");
+        }
+    }
+
+    #[test]
+    fn a_batch_item_out_of_order_or_without_outcome_is_malformed() {
+        let swapped = batch_item(
+            item(serde_json::json!({"status": 200, "platform_id": "p-2",
+                "onec_id": "r", "data_version": "v"})),
+            "p-1",
+            StatusCode::OK,
+        );
+        assert_eq!(swapped.unwrap_err().kind(), "malformed_response");
+        let no_status = batch_item(
+            item(serde_json::json!({"onec_id": "r", "data_version": "v"})),
+            "p-1",
+            StatusCode::OK,
+        );
+        assert_eq!(no_status.unwrap_err().kind(), "malformed_response");
+        let no_version = batch_item(
+            item(serde_json::json!({"status": 200, "onec_id": "r"})),
+            "p-1",
+            StatusCode::OK,
+        );
+        assert_eq!(no_version.unwrap_err().kind(), "malformed_response");
+    }
+
     #[test]
     fn the_error_body_yields_code_and_message() {
         let detail =
@@ -583,5 +640,3 @@ mod tests {
     }
 }
 
-#[cfg(feature = "fuzzing")]
-pub(crate) mod fuzzing;

@@ -754,7 +754,24 @@ impl OneCClient for ODataClient {
                 sendable.push(i);
             }
         }
-        for chunk in sendable.chunks(MAX_BATCH_ITEMS) {
+        // A platform id appears at most once per batch: two lookups in one batch would both
+        // miss, and both POSTs would create. Repeats go in a later round.
+        let mut rounds: Vec<Vec<usize>> = Vec::new();
+        for i in sendable {
+            let pid = &items[i].platform_id;
+            match rounds
+                .iter_mut()
+                .find(|round| round.iter().all(|&j| items[j].platform_id != *pid))
+            {
+                Some(round) => round.push(i),
+                None => rounds.push(vec![i]),
+            }
+        }
+        let chunks = rounds
+            .iter()
+            .flat_map(|round| round.chunks(MAX_BATCH_ITEMS))
+            .collect::<Vec<_>>();
+        for chunk in chunks {
             let batch: Vec<&Counterparty> = chunk.iter().map(|&i| &items[i]).collect();
             let answered = if self.no_batch.load(Ordering::Relaxed) {
                 None
@@ -1081,5 +1098,3 @@ mod tests {
     }
 }
 
-#[cfg(feature = "fuzzing")]
-pub(crate) mod fuzzing;
