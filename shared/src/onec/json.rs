@@ -640,3 +640,5 @@ mod tests {
     }
 }
 
+#[cfg(feature = "fuzzing")]
+pub(crate) mod fuzzing;

@@ -1098,3 +1098,5 @@ mod tests {
     }
 }
 
+#[cfg(feature = "fuzzing")]
+pub(crate) mod fuzzing;
