@@ -160,6 +160,25 @@ fn invalid(name: &'static str, reason: &str) -> ConfigError {
 mod tests {
     use super::*;
 
+    fn batch_size(value: Option<&'static str>) -> Result<usize, ConfigError> {
+        batch_size_from_lookup(&|name: &str| {
+            (name == "ONEC_BATCH_SIZE")
+                .then_some(value)
+                .flatten()
+                .map(str::to_owned)
+        })
+    }
+
+    #[test]
+    fn the_batch_size_defaults_to_one_and_stays_within_what_a_request_carries() {
+        assert_eq!(batch_size(None).unwrap(), 1);
+        assert_eq!(batch_size(Some("50")).unwrap(), 50);
+        assert_eq!(batch_size(Some("500")).unwrap(), 500);
+        assert!(batch_size(Some("0")).is_err());
+        assert!(batch_size(Some("501")).is_err());
+        assert!(batch_size(Some("many")).is_err());
+    }
+
     const REQUIRED: &[(&str, &str)] = &[
         ("USERS_TABLE", "users"),
         ("SYNC_LOG_TABLE", "sync-log"),

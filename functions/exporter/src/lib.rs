@@ -30,6 +30,7 @@ use shared::metrics::{
     SYNC_LATENCY,
 };
 use shared::ports::{DeadLetter, DeadLetterReason, FailureStatus, MessageControl};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::Instrument;
@@ -256,6 +257,7 @@ async fn handle_batched(
     let mut deactivations = Vec::new();
     // Messages grouped by customer, in first-seen order.
     let mut units: Vec<Vec<Parsed>> = Vec::new();
+    let mut unit_of: HashMap<String, usize> = HashMap::new();
     for record in records {
         let span = message_span(&record);
         match parse(deps, record).instrument(span.clone()).await {
@@ -263,12 +265,12 @@ async fn handle_batched(
             Ok(parsed) if parsed.msg.reason == ExportReason::Deactivation => {
                 deactivations.push(parsed)
             }
-            Ok(parsed) => match units
-                .iter_mut()
-                .find(|unit| unit[0].msg.customer_id == parsed.msg.customer_id)
-            {
-                Some(unit) => unit.push(parsed),
-                None => units.push(vec![parsed]),
+            Ok(parsed) => match unit_of.get(&parsed.msg.customer_id) {
+                Some(&at) => units[at].push(parsed),
+                None => {
+                    unit_of.insert(parsed.msg.customer_id.clone(), units.len());
+                    units.push(vec![parsed]);
+                }
             },
         }
     }
