@@ -37,8 +37,7 @@ test: setup ## Every test: unit, handler, 1C emulator, moto integration
 	cargo test --workspace --all-targets
 
 demo: setup ## The whole sync locally: moto, 1C emulator, real handlers, 300 users, checked report (ARGS="--users 50 --transport odata --keep")
-	cargo build -p local-stack --bin local-stack
-	./target/debug/local-stack demo $(ARGS)
+	cargo run -q -p local-stack --bin local-stack -- demo $(ARGS)
 
 # Figures go to docs/benchmarks.md, each benchmark between its own markers. Takes ~15 min on 2 cores
 # (release builds, native for timing, arm64 for sizes); never part of `make test`.

@@ -16,10 +16,12 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Attempts with a fresh port if another process took the probed one meanwhile.
 const START_ATTEMPTS: u32 = 3;
 
-/// Runs moto on `$2` and stops it when stdin closes (EOF from `read`) or the shell is signalled.
+/// Runs moto on `$2`, prints its pid, and stops it when stdin closes (EOF from `read`) or the
+/// shell is signalled.
 const WATCHDOG: &str = r#"
 "$1" -H 127.0.0.1 -p "$2" >/dev/null 2>&1 &
 pid=$!
+echo "$pid"
 trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; exit 0' TERM INT HUP
 while read -r _; do :; done
 kill "$pid" 2>/dev/null
@@ -48,6 +50,8 @@ pub enum MotoError {
 pub struct MotoServer {
     /// The watchdog shell; its stdin is the pipe whose closing stops moto.
     watchdog: Option<Child>,
+    /// moto itself, killed directly if the watchdog does not stop it in time.
+    moto_pid: Option<u32>,
     port: u16,
     endpoint: String,
 }
@@ -70,19 +74,29 @@ impl MotoServer {
     }
 
     async fn start_on(binary: &std::path::Path, port: u16) -> Result<Self, MotoError> {
-        let child = Command::new("sh")
+        use std::os::unix::process::CommandExt as _;
+        let mut child = Command::new("sh")
             .arg("-c")
             .arg(WATCHDOG)
             .arg("moto-watchdog")
             .arg(binary)
             .arg(port.to_string())
             .stdin(Stdio::piped())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
+            // Its own process group: a terminal's Ctrl-C reaches only the owner, which then stops
+            // moto in order (closing the pipe); the shell never sits in its INT trap meanwhile.
+            .process_group(0)
             .spawn()
             .map_err(MotoError::Spawn)?;
+        let moto_pid = child.stdout.take().and_then(|out| {
+            let mut line = String::new();
+            std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line).ok()?;
+            line.trim().parse().ok()
+        });
         let mut server = Self {
             watchdog: Some(child),
+            moto_pid,
             port,
             endpoint: format!("http://127.0.0.1:{port}"),
         };
@@ -158,7 +172,18 @@ impl MotoServer {
                 _ => break,
             }
         }
-        tracing::warn!(pid = child.id(), "moto watchdog did not stop; killing it");
+        tracing::warn!(
+            pid = child.id(),
+            "moto watchdog did not stop; killing it and moto"
+        );
+        if let Some(pid) = self.moto_pid {
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(pid.to_string())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
         let _ = child.kill();
         let _ = child.wait();
     }
