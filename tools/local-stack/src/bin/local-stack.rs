@@ -3,7 +3,7 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 use local_stack::demo::{example_put_item, run_scenario, DemoOptions};
-use local_stack::runner::{LocalStack, LocalStackOptions};
+use local_stack::runner::{LocalStack, LocalStackOptions, MetricsOutput};
 use onec_emulator::FaultPlan;
 use shared::onec::Transport;
 use std::process::ExitCode;
@@ -80,6 +80,9 @@ struct DemoArgs {
     /// No live progress line.
     #[arg(long)]
     quiet: bool,
+    /// Print the handlers' CloudWatch EMF metric lines on stdout, as Lambda would log them.
+    #[arg(long)]
+    emf: bool,
 }
 
 #[tokio::main]
@@ -113,6 +116,11 @@ async fn demo(args: DemoArgs) -> ExitCode {
         transport: args.transport.into(),
         faults,
         prefix: Some(format!("demo-{}", std::process::id())),
+        metrics: if args.emf {
+            MetricsOutput::Stdout
+        } else {
+            MetricsOutput::Discard
+        },
         ..LocalStackOptions::default()
     };
     eprintln!("starting moto, the 1C emulator and the handlers …");
