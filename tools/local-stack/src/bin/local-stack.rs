@@ -102,6 +102,17 @@ async fn main() -> ExitCode {
 }
 
 async fn demo(args: DemoArgs) -> ExitCode {
+    let rates = [
+        ("--error-5xx-rate", args.error_5xx_rate),
+        ("--rate-429", args.rate_429),
+        ("--timeout-rate", args.timeout_rate),
+        ("--lost-response-rate", args.lost_response_rate),
+        ("--invalid-share", args.invalid_share),
+    ];
+    if let Some((flag, _)) = rates.iter().find(|(_, r)| !(0.0..=1.0).contains(r)) {
+        eprintln!("{flag} must be between 0 and 1");
+        return ExitCode::from(2);
+    }
     let faults = FaultPlan {
         seed: args.seed,
         latency_ms: args.latency_ms,
