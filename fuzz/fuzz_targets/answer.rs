@@ -7,7 +7,7 @@ const STATUSES: [u16; 16] = [
     200, 201, 204, 400, 401, 403, 404, 409, 422, 429, 500, 502, 503, 504, 302, 418,
 ];
 
-const CONTENT_TYPES: [Option<&str>; 10] = [
+const CONTENT_TYPES: [Option<&str>; 11] = [
     None,
     Some("application/json"),
     Some("application/json; charset=utf-8"),
@@ -18,6 +18,7 @@ const CONTENT_TYPES: [Option<&str>; 10] = [
     Some("application/atom+xml"),
     Some("application/xhtml+xml"),
     Some("Wed, 21 Oct 2015 07:28:00 GMT"),
+    Some("multipart/mixed; boundary=batch_1"),
 ];
 
 pub fn run(transport: Transport, data: &[u8]) {

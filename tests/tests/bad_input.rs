@@ -759,12 +759,18 @@ async fn c3_a_filter_injection_in_a_platform_id_matches_nothing_and_updates_nobo
             .unwrap_or_else(|e| panic!("{transport}: {e:?}"))
             .unwrap_or_else(|| panic!("{transport}: victim gone"));
         assert_eq!(victim_now.name, "Иванов Иван", "{transport}");
-        if let Ok(outcome) = outcome {
-            assert!(
-                outcome.created,
-                "{transport}: updated an existing counterparty"
-            );
-        }
+        // And the crafted id gets a counterparty of its own, found by that id alone
+        let outcome = outcome.unwrap_or_else(|e| panic!("{transport}: {e:?}"));
+        assert!(
+            outcome.created,
+            "{transport}: updated an existing counterparty"
+        );
+        assert_eq!(emulator.handle.counterparties().len(), 2, "{transport}");
+        assert_eq!(
+            emulator.count_for("x' or 1 eq 1 or 'a' eq 'a"),
+            1,
+            "{transport}"
+        );
         emulator.stop().await;
     }
 }

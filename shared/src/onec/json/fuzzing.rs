@@ -1,8 +1,8 @@
 //! Fuzzing entries of the JSON transport (feature `fuzzing`): every answer parser on one body,
 //! and the request/answer round trip of the customer object.
 
+use super::{batch_item, BatchAnswer, Items, UpsertAnswer, DIALECT};
 use super::{parse_error_body, parse_json, required, scalar_to_string, Changes, CustomerDto};
-use super::{Items, UpsertAnswer, DIALECT};
 use crate::onec::http::{classify, Response};
 use crate::onec::Counterparty;
 use reqwest::header::HeaderMap;
@@ -33,6 +33,12 @@ pub(crate) fn answer(status: StatusCode, headers: HeaderMap, body: Vec<u8>) {
             .into_iter()
             .map(CustomerDto::into_counterparty)
             .collect();
+    }
+    if let Ok(batch) = parse_json::<BatchAnswer>(&response) {
+        for item in batch.results {
+            let platform_id = item.platform_id.clone().unwrap_or_default();
+            let _ = batch_item(item, &platform_id, status).map_err(|e| e.to_string());
+        }
     }
     if let Ok(changes) = parse_json::<Changes>(&response) {
         let _ = changes.last_seq.and_then(scalar_to_string);

@@ -2,13 +2,14 @@
 //! and the entity round trip.
 
 use super::{
-    entities, entity, guid_from_location, has_ref, oldest, parse_error_body, ref_and_version,
-    Cursor, ODataClient, DIALECT,
+    entities, entity, guid_from_location, has_ref, oldest, parse_error_body, part_result,
+    ref_and_version, Cursor, ODataClient, DIALECT,
 };
+use crate::onec::batch;
 use crate::onec::config::{Credentials, OneCConfig, Transport};
 use crate::onec::http::{classify, Response};
 use crate::onec::Counterparty;
-use reqwest::header::HeaderMap;
+use reqwest::header::{HeaderMap, CONTENT_TYPE};
 use reqwest::StatusCode;
 use std::sync::OnceLock;
 
@@ -32,6 +33,20 @@ pub(crate) fn answer(status: StatusCode, headers: HeaderMap, body: Vec<u8>) {
     let text = String::from_utf8_lossy(&body);
     let _ = guid_from_location(&text);
     let _ = Cursor::decode(&text);
+    // A `$batch` answer: multipart parts, each an HTTP response classified like a single call.
+    let multipart = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("multipart/mixed; boundary=batch_1")
+        .to_owned();
+    if let Ok(sets) = batch::decode(&multipart, &body) {
+        for part in sets.into_iter().flatten() {
+            if let Ok(part) = part_result(part) {
+                let _ = entity(&part).map(|e| ref_and_version(&e, part.status));
+                let _ = entities(&part);
+            }
+        }
+    }
     if let Err(error) = classify(status, &headers, &body, &DIALECT) {
         let _ = error.to_string();
         return;
