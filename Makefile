@@ -45,6 +45,7 @@ BENCH := cargo run --quiet --profile bench-tool -p bench --
 bench: setup ## Benchmarks of every stage against its limit → docs/benchmarks.md
 	cargo bench -p shared --bench filter --bench mapper
 	$(BENCH) micro
+	cargo bench -p onec-emulator --bench batch_throughput  # figures for "Batch calls to 1C", by hand
 	cargo build --release $(addprefix -p ,$(LAMBDA_FNS)) --bins
 	cargo lambda build --release --arm64 $(addprefix -p ,$(LAMBDA_FNS))
 	$(BENCH) replay

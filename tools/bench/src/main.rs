@@ -41,8 +41,12 @@ enum Command {
     Throughput,
     /// Registration write → onec_id on the row, p50/p95/p99.
     E2e,
-    /// Full sync of 100,000 users.
-    FullSync,
+    /// Full sync runs of growing tables (release full-sync bootstrap).
+    FullSync {
+        /// Table sizes, comma-separated (the are 10000,100000; moto is too slow).
+        #[arg(long, value_delimiter = ',', default_values_t = [500, 1500])]
+        users: Vec<usize>,
+    },
     /// Cost per million exports and per full sync, from the figures above.
     Cost,
 }
@@ -55,7 +59,7 @@ async fn main() -> anyhow::Result<()> {
         Command::ColdStart { runs } => cold_start::run(runs.max(1)).await,
         Command::Throughput => throughput::run().await,
         Command::E2e => e2e::run().await,
-        Command::FullSync => full_sync::run(),
+        Command::FullSync { users } => full_sync::run(&users).await,
         Command::Cost => cost::run(),
     }
 }

@@ -93,8 +93,8 @@ pub fn run() -> anyhow::Result<()> {
         "### `replay`: the filter over a capture, as a process\n\n\
          `target/release/replay --quiet` over {records} records ({EVENTS} events of \
          {RECORDS_PER_EVENT}, the kinds of events/dynamodb-batch.json, every user distinct; \
-         {:.1} MB of JSON):\n\n\
-         | Records | Wall time (parse + decide + handler dry run) | Records/s overall | Decision alone | Peak RSS |\n|---:|---:|---:|---:|---:|\n\
+         {:.1} MB of JSON; the file is read whole, events are parsed one at a time):\n\n\
+         | Records | Wall time (parse + decide + handler dry run) | Records/s overall | Decision and its output line | Peak RSS |\n|---:|---:|---:|---:|---:|\n\
          | {records} | {wall_s:.2} s | {:.0} | {ns_per_record:.0} ns/record | {:.1} MB |\n\n\
          Its summary:\n\n```text\n{}\n```\n\n\
          Operators: `cargo run --release -p stream-filter --bin replay -- <file|->` prints one \

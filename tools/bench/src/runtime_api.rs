@@ -32,7 +32,8 @@ pub enum Observed {
 }
 
 struct Api {
-    events: Mutex<VecDeque<(String, String)>>,
+    /// Request id, payload, deadline (epoch ms).
+    events: Mutex<VecDeque<(String, String, i64)>>,
     more: tokio::sync::Notify,
     observed: mpsc::UnboundedSender<Observed>,
 }
@@ -79,13 +80,26 @@ impl RuntimeApi {
         })
     }
 
-    /// Queues an invocation; the function gets it on its next `next`.
+    /// Queues an invocation with a 60 s deadline; the function gets it on its next `next`.
     pub async fn invoke(&self, id: &str, payload: String) {
+        self.invoke_with_timeout(id, payload, std::time::Duration::from_secs(60))
+            .await;
+    }
+
+    /// Queues an invocation whose deadline is `timeout` after now (the function's Timeout).
+    pub async fn invoke_with_timeout(
+        &self,
+        id: &str,
+        payload: String,
+        timeout: std::time::Duration,
+    ) {
+        let deadline = chrono::Utc::now().timestamp_millis()
+            + i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX / 2);
         self.api
             .events
             .lock()
             .await
-            .push_back((id.to_owned(), payload));
+            .push_back((id.to_owned(), payload, deadline));
         self.api.more.notify_one();
     }
 
@@ -110,8 +124,7 @@ impl Drop for RuntimeApi {
 async fn next(State(api): State<Arc<Api>>) -> Response {
     let _ = api.observed.send(Observed::Next(Instant::now()));
     loop {
-        if let Some((id, payload)) = api.events.lock().await.pop_front() {
-            let deadline = chrono::Utc::now().timestamp_millis() + 60_000;
+        if let Some((id, payload, deadline)) = api.events.lock().await.pop_front() {
             let mut headers = HeaderMap::new();
             let pairs = [
                 ("lambda-runtime-aws-request-id", id),

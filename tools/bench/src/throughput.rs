@@ -18,10 +18,86 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
+use async_trait::async_trait;
+use shared::export::CustomerExportService;
+use shared::mapping::CustomerDataMapper;
+use shared::onec::{build_client, Credentials, OneCConfig, Transport};
+use shared::ports::{
+    CustomerStore, ExportFailure, ExportSuccess, StoreError, StoredCustomer, SyncLog, WriteOutcome,
+};
+use shared::sync_log::SyncLogEntry;
+use shared::testing::{FakeCustomerStore, FakeSyncLog};
+
+/// An in-memory port whose every call takes `pause`, like a network round trip.
+struct Slow<T> {
+    inner: T,
+    pause: Duration,
+}
+
+#[async_trait]
+impl<T: CustomerStore> CustomerStore for Slow<T> {
+    async fn load(&self, id: &str) -> Result<Option<StoredCustomer>, StoreError> {
+        tokio::time::sleep(self.pause).await;
+        self.inner.load(id).await
+    }
+
+    async fn mark_pending(&self, id: &str, version: u64) -> Result<WriteOutcome, StoreError> {
+        tokio::time::sleep(self.pause).await;
+        self.inner.mark_pending(id, version).await
+    }
+
+    async fn record_export_success(
+        &self,
+        id: &str,
+        success: &ExportSuccess,
+    ) -> Result<WriteOutcome, StoreError> {
+        tokio::time::sleep(self.pause).await;
+        self.inner.record_export_success(id, success).await
+    }
+
+    async fn record_export_failure(
+        &self,
+        id: &str,
+        failure: &ExportFailure,
+    ) -> Result<WriteOutcome, StoreError> {
+        tokio::time::sleep(self.pause).await;
+        self.inner.record_export_failure(id, failure).await
+    }
+}
+
+#[async_trait]
+impl<T: SyncLog> SyncLog for Slow<T> {
+    async fn append(&self, entry: SyncLogEntry) -> Result<(), StoreError> {
+        tokio::time::sleep(self.pause).await;
+        self.inner.append(entry).await
+    }
+}
+
 const TARGET: f64 = 0.90;
+/// Modelled DynamoDB latency per call (GetItem, UpdateItem, PutItem).
+const DYNAMODB_CALL_MS: u64 = 5;
 const BATCH_SIZE: usize = 10;
 
+/// What answers the exporter's DynamoDB calls.
+#[derive(Clone, Copy, PartialEq)]
+enum Aws {
+    /// moto: one Python process, so concurrent calls queue behind each other.
+    Moto,
+    /// In-memory rows and sync log, each call taking this long, in parallel like DynamoDB.
+    Modelled { call_ms: u64 },
+}
+
+impl Aws {
+    fn describe(self) -> String {
+        match self {
+            Aws::Moto => "moto".to_owned(),
+            Aws::Modelled { call_ms } => format!("{call_ms} ms/call"),
+        }
+    }
+}
+
 struct Case {
+    aws: Aws,
     latency_ms: u64,
     invocations: usize,
     concurrency: usize,
@@ -29,37 +105,30 @@ struct Case {
 }
 
 pub async fn run() -> anyhow::Result<()> {
+    let modelled = Aws::Modelled {
+        call_ms: DYNAMODB_CALL_MS,
+    };
+    let case = |aws, latency_ms, concurrency, customers| Case {
+        aws,
+        latency_ms,
+        invocations: 2,
+        concurrency,
+        customers,
+    };
     let cases = [
         // The template's defaults: BulkMaxConcurrency 2, ExportConcurrency 4.
-        Case {
-            latency_ms: 200,
-            invocations: 2,
-            concurrency: 4,
-            customers: 240,
-        },
-        // A concurrency that divides the batch size.
-        Case {
-            latency_ms: 200,
-            invocations: 2,
-            concurrency: 5,
-            customers: 300,
-        },
-        Case {
-            latency_ms: 200,
-            invocations: 2,
-            concurrency: 10,
-            customers: 400,
-        },
+        case(modelled, 200, 4, 240),
+        // Concurrencies that divide the batch size.
+        case(modelled, 200, 5, 300),
+        case(modelled, 200, 10, 400),
         // A fast 1C: the AWS calls' share shows.
-        Case {
-            latency_ms: 50,
-            invocations: 2,
-            concurrency: 5,
-            customers: 400,
-        },
+        case(modelled, 50, 5, 400),
+        // Through moto: its single process serialises the AWS calls.
+        case(Aws::Moto, 200, 5, 300),
+        case(Aws::Moto, 200, 10, 400),
     ];
     let mut table = String::from(
-        "| 1C latency | Invocations × EXPORT_CONCURRENCY = sessions | Customers | Limit (sessions ÷ latency) | Measured | Share of limit |\n|---:|---|---:|---:|---:|---:|\n",
+        "| AWS side | 1C latency | Invocations × EXPORT_CONCURRENCY = sessions | Customers | Limit (sessions ÷ latency) | Measured | Share of limit |\n|---|---:|---|---:|---:|---:|---:|\n",
     );
     let mut figures = Vec::new();
     for case in &cases {
@@ -71,7 +140,8 @@ pub async fn run() -> anyhow::Result<()> {
         let limit = sessions as f64 / (case.latency_ms as f64 / 1000.0);
         let share = rate / limit;
         table.push_str(&format!(
-            "| {} ms | {} × {} = {sessions} | {} | {limit:.0}/s | {rate:.1}/s ({:.1} s) | {:.0} % {} |\n",
+            "| {} | {} ms | {} × {} = {sessions} | {} | {limit:.0}/s | {rate:.1}/s ({:.1} s) | {:.0} % {} |\n",
+            case.aws.describe(),
             case.latency_ms,
             case.invocations,
             case.concurrency,
@@ -81,6 +151,7 @@ pub async fn run() -> anyhow::Result<()> {
             if share >= TARGET { "✅" } else { "❌" }
         ));
         figures.push(json!({
+            "aws": case.aws.describe(),
             "latency_ms": case.latency_ms,
             "invocations": case.invocations,
             "concurrency": case.concurrency,
@@ -96,12 +167,15 @@ pub async fn run() -> anyhow::Result<()> {
     doc::save_figures("throughput", &Value::Array(figures))?;
     let body = format!(
         "### Exporter throughput, one customer per 1C request (target ≥ {:.0} % of sessions ÷ latency)\n\n\
-         The production handler and wiring (`exporter::handle`, `wiring::build_deps`) in this \
-         process, fed SQS events of {BATCH_SIZE} registrations by as many concurrent \"invocations\" \
-         as the event source mapping allows, against moto and the 1C emulator with a fixed \
-         latency per request (JSON transport: one upsert per customer). Every customer is \
-         exported, written back and logged; the emulator holds exactly one counterparty per \
-         customer afterwards.\n\n{table}\n\
+         The production handler (`exporter::handle`) in this process, fed SQS events of \
+         {BATCH_SIZE} registrations by as many concurrent \"invocations\" as the event source \
+         mapping allows, against the 1C emulator over HTTP with a fixed latency per request \
+         (JSON transport: one upsert per customer). Every customer is read, mapped, exported, \
+         written back and logged; the emulator holds exactly one counterparty per customer \
+         afterwards. The DynamoDB side is either moto (production wiring, `wiring::build_deps`) \
+         or the in-memory store and sync log with {DYNAMODB_CALL_MS} ms per call (an assumed \
+         single-digit DynamoDB latency): moto is one Python process on the same two cores, so \
+         its calls queue behind each other and its rows measure moto, not the exporter.\n\n{table}\n\
          A batch is finished before the invocation takes the next one, so a concurrency that \
          does not divide the batch size leaves sessions idle in every batch's last wave \
          (10 messages at concurrency 4 take three waves of 4 slots: at most 10/12 = 83 %). \
@@ -150,9 +224,42 @@ async fn measure(case: &Case) -> anyhow::Result<Measured> {
         .await
         .context("wiring the exporter")?;
     deps.settings.jitter = Jitter::Fixed(0.0);
+    let ids: Vec<String> = (0..case.customers).map(|i| format!("tp-{i}")).collect();
+    match case.aws {
+        Aws::Moto => {
+            stack.put_customers("tp", case.customers).await?;
+        }
+        Aws::Modelled { call_ms } => {
+            let store = FakeCustomerStore::new();
+            for id in &ids {
+                store.insert_row(crate::stack::row(id));
+            }
+            let pause = Duration::from_millis(call_ms);
+            let login = stack.emulator.config();
+            let onec = build_client(OneCConfig::new(
+                stack.emulator.base_url().parse()?,
+                Transport::Json,
+                Credentials::new(login.username.clone(), login.password.clone()),
+                true,
+            )?)?;
+            deps.service = CustomerExportService::new(
+                Arc::new(Slow {
+                    inner: store,
+                    pause,
+                }),
+                Arc::new(Slow {
+                    inner: FakeSyncLog::new(),
+                    pause,
+                }),
+                onec,
+                CustomerDataMapper::default(),
+                deps.metrics.clone(),
+                "json",
+            );
+        }
+    }
     let deps = Arc::new(deps);
 
-    let ids = stack.put_customers("tp", case.customers).await?;
     let mut events = Vec::new();
     for chunk in ids.chunks(BATCH_SIZE) {
         let event: SqsEvent =

@@ -22,7 +22,7 @@ use shared::ports::{ExportQueue, PendingMarker, QueueError, StoreError, WriteOut
 use std::io::{BufWriter, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use stream_filter::{process, Deps, FilterOutcome};
 
 #[derive(Debug, Parser)]
@@ -94,25 +94,7 @@ fn main() -> ExitCode {
 
 fn run(args: &Args) -> Result<(), ReplayError> {
     let policy = policy(args)?;
-    let started = Instant::now();
-    let events = read_events(&args.events)?;
-    let parsed = started.elapsed();
-
-    let stdout = std::io::stdout();
-    let mut out = BufWriter::new(stdout.lock());
-    let mut records = 0u64;
-    let decide_started = Instant::now();
-    for _ in 0..args.repeat.max(1) {
-        for record in events.iter().flat_map(|e| &e.records) {
-            records += 1;
-            let line = describe(record, &policy);
-            if !args.quiet {
-                writeln!(out, "{line}")?;
-            }
-        }
-    }
-    let deciding = decide_started.elapsed();
-
+    let text = read_text(&args.events)?;
     // The handler's own processing over the same events, against a queue and marker that accept
     // everything: the summary is what the function would have sent and flagged.
     let deps = Deps {
@@ -124,18 +106,42 @@ fn run(args: &Args) -> Result<(), ReplayError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .map_err(ReplayError::Write)?;
+
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let mut records = 0u64;
+    let mut parsing = Duration::ZERO;
+    let mut deciding = Duration::ZERO;
     let mut total = FilterOutcome::default();
-    for event in &events {
-        let outcome = runtime.block_on(process(&deps, event))?;
-        add(&mut total, outcome);
+    let repeat = args.repeat.max(1);
+    for pass in 0..repeat {
+        // One event at a time: memory stays flat however long the capture is.
+        let mut events = events(&text);
+        loop {
+            let started = Instant::now();
+            let Some(event) = events.next() else {
+                break;
+            };
+            let event = event?;
+            parsing += started.elapsed();
+            let started = Instant::now();
+            for record in &event.records {
+                records += 1;
+                let line = describe(record, &deps.policy);
+                if !args.quiet {
+                    writeln!(out, "{line}")?;
+                }
+            }
+            deciding += started.elapsed();
+            if pass == 0 {
+                let outcome = runtime.block_on(process(&deps, &event))?;
+                add(&mut total, outcome);
+            }
+        }
     }
 
     let per_record_ns = deciding.as_nanos() as f64 / records.max(1) as f64;
-    writeln!(
-        out,
-        "# records\t{}",
-        records / u64::from(args.repeat.max(1))
-    )?;
+    writeln!(out, "# records\t{}", records / u64::from(repeat))?;
     for (reason, n) in &total.enqueued {
         writeln!(out, "# enqueue\t{reason}\t{n}")?;
     }
@@ -150,7 +156,7 @@ fn run(args: &Args) -> Result<(), ReplayError> {
         out,
         "# rate\t{:.0} records/s\t{per_record_ns:.0} ns/record\tparse {:.1} ms",
         1e9 / per_record_ns.max(1.0),
-        parsed.as_secs_f64() * 1e3
+        parsing.as_secs_f64() * 1e3 / f64::from(repeat)
     )?;
     out.flush()?;
     Ok(())
@@ -183,7 +189,7 @@ fn policy(args: &Args) -> Result<FilterPolicy, ReplayError> {
     })
 }
 
-fn read_events(path: &PathBuf) -> Result<Vec<Event>, ReplayError> {
+fn read_text(path: &PathBuf) -> Result<String, ReplayError> {
     let read_error = |source| ReplayError::Read {
         path: path.clone(),
         source,
@@ -196,20 +202,30 @@ fn read_events(path: &PathBuf) -> Result<Vec<Event>, ReplayError> {
     } else {
         text = std::fs::read_to_string(path).map_err(read_error)?;
     }
-    // One event (possibly pretty-printed), else one event per line.
-    if let Ok(event) = serde_json::from_str::<Event>(&text) {
-        return Ok(vec![event]);
+    Ok(text)
+}
+
+/// The events of `text`, parsed one at a time: a single (possibly pretty-printed) event when
+/// the text starts like one spanning lines, else one event per non-empty line.
+fn events(text: &str) -> Box<dyn Iterator<Item = Result<Event, ReplayError>> + '_> {
+    let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    let one_line_event = serde_json::from_str::<serde_json::Value>(first).is_ok();
+    if !one_line_event {
+        return Box::new(std::iter::once(
+            serde_json::from_str(text).map_err(|source| ReplayError::Parse { line: 1, source }),
+        ));
     }
-    text.lines()
-        .enumerate()
-        .filter(|(_, line)| !line.trim().is_empty())
-        .map(|(at, line)| {
-            serde_json::from_str(line).map_err(|source| ReplayError::Parse {
-                line: at + 1,
-                source,
-            })
-        })
-        .collect()
+    Box::new(
+        text.lines()
+            .enumerate()
+            .filter(|(_, line)| !line.trim().is_empty())
+            .map(|(at, line)| {
+                serde_json::from_str(line).map_err(|source| ReplayError::Parse {
+                    line: at + 1,
+                    source,
+                })
+            }),
+    )
 }
 
 /// One output line; never quotes attribute values other than the key.
