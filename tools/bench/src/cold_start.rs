@@ -122,8 +122,11 @@ pub async fn run(runs: usize) -> anyhow::Result<()> {
          secret from Secrets Manager and, for the exporter, the 1C warm-up request. The first \
          invocation of the stream filter is events/dynamodb-batch.json (SQS sends and flag writes \
          to moto); the exporter's are 10 registrations each (row read, 1C upsert, write-back, \
-         sync log). Loopback has no TLS handshake; on Lambda the first call to each AWS endpoint \
-         adds one (tens of ms at 256 MB).\n\n{table}{}\n",
+         sync log). Loopback has no TLS: on Lambda the first call to each endpoint also pays a \
+         handshake (745 ms at 128 MB in the notes' secondary source, §7.2; less with 256 MB's \
+         double CPU share). The exporter's init now opens its 1C connection (the warm-up) and \
+         reads the secret over TLS; its DynamoDB and SQS connections still open on the first \
+         invocation.\n\n{table}{}\n",
         if notes.is_empty() {
             String::new()
         } else {
