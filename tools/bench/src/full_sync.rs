@@ -82,12 +82,13 @@ pub async fn run(sizes: &[usize]) -> anyhow::Result<()> {
          time is the invocation's; moto, a Python process on the same 2 cores, is far slower \
          than DynamoDB and SQS, so these are upper bounds. Peak RSS is the process's VmHWM.\n\n\
          {table}\n\
-         Memory from {} to {} users: {growth:+.1} MB — the run holds one chunk at a time. \
-         **Not measured: 100,000 users.** moto's scan is the bottleneck here: a 10,000-user run \
+         Memory from {} to {} users: {growth:+.1} MB, consistent with a run that holds one \
+         chunk at a time. \
+         **Not measured: 100,000 users.** moto is the bottleneck here: a 10,000-user run \
          had not finished after 8 minutes, with moto's single Python process at 85 % CPU and the \
          function idle (0.3 % CPU, 15 MB RSS), so the run time above is moto's, not the \
-         function's. `onec-bench full-sync --users 10000,100000` measures the issue's sizes \
-         against a faster DynamoDB/SQS endpoint.\n",
+         function's, and it grows faster than linearly with the table. `onec-bench full-sync \
+         --users 10000,100000` runs the issue's sizes (on moto, for hours).\n",
         first.users, last.users
     );
     doc::write_section("full-sync", &body)
