@@ -39,8 +39,7 @@ async fn a_timed_out_write_that_1c_committed_is_not_duplicated_by_the_retry() {
 /// The official CommerceML 2.10 XSD and the customers-only wrapper, copied into the repo so a
 /// clean clone validates without the reference folder.
 fn schema_path() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("data/commerceml/customers-exchange.xsd")
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/commerceml/customers-exchange.xsd")
 }
 
 /// `xmllint --noout --schema customers-exchange.xsd <message>`; `None` when xmllint is absent.
