@@ -29,7 +29,7 @@ build: $(VENV)/.installed ## Build every function for Lambda into target/lambda/
 	  if [ -n "$(MAPPING)" ]; then cp "$(MAPPING)" target/lambda/$$fn/mapping.toml; fi; \
 	done
 
-build-check: $(VENV)/.installed ## CI proof that every function builds for Lambda (x86_64; see docs/operations.md)
+build-check: $(VENV)/.installed ## Quick proof that every function builds for Lambda on x86_64 (CI builds arm64: .ci/run)
 	cargo lambda build --release --x86-64 $(addprefix -p ,$(LAMBDA_FNS))
 
 validate: $(VENV)/.installed ## Expand the SAM template offline and cfn-lint it before and after
