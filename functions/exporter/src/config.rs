@@ -7,31 +7,7 @@ use shared::sync_log::DEFAULT_RETENTION_DAYS;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Where the 1C login comes from.
-#[derive(Clone, PartialEq, Eq)]
-pub enum CredentialsSource {
-    /// A Secrets Manager secret `{"username","password"}` (`ONEC_SECRET_ARN`).
-    Secret { secret_id: String },
-    /// `ONEC_USERNAME`/`ONEC_PASSWORD`, accepted only with `ONEC_ALLOW_INSECURE_HTTP=true`
-    /// (the local stack and tests).
-    Plain { username: String, password: String },
-}
-
-impl std::fmt::Debug for CredentialsSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CredentialsSource::Secret { secret_id } => f
-                .debug_struct("Secret")
-                .field("secret_id", secret_id)
-                .finish(),
-            CredentialsSource::Plain { .. } => f
-                .debug_struct("Plain")
-                .field("username", &"***")
-                .field("password", &"***")
-                .finish(),
-        }
-    }
-}
+pub use shared::config::CredentialsSource;
 
 /// Everything the exporter reads from its environment.
 #[derive(Debug, Clone)]
