@@ -479,12 +479,23 @@ async fn enqueue(
         run_id: run.run_id.clone(),
         source,
     };
-    let results: Vec<Vec<Result<(), QueueError>>> = stream::iter(messages.chunks(ENQUEUE_SLICE))
-        .map(|slice| deps.queue.enqueue(Lane::Bulk, slice))
-        .buffered(deps.settings.enqueue_concurrency.max(1))
-        .try_collect()
-        .await
-        .map_err(queue_error)?;
+    // Each slice is owned by its future and the closure owns its queue handle: borrowing either
+    // makes the handler's future not provably `Send`, and a spawned task (the local stack's
+    // invoker) needs it to be. Copying 50 messages per SQS call costs nothing measurable.
+    let queue = deps.queue.clone();
+    let results: Vec<Vec<Result<(), QueueError>>> = stream::iter(
+        messages
+            .chunks(ENQUEUE_SLICE)
+            .map(<[ExportMessage]>::to_vec),
+    )
+    .map(move |slice| {
+        let queue = queue.clone();
+        async move { queue.enqueue(Lane::Bulk, &slice).await }
+    })
+    .buffered(deps.settings.enqueue_concurrency.max(1))
+    .try_collect()
+    .await
+    .map_err(queue_error)?;
     let (mut accepted, mut refused) = (0, 0);
     for (message, result) in messages.iter().zip(results.into_iter().flatten()) {
         match result {

@@ -1,15 +1,19 @@
-//! A short run of the `make demo` scenario (30 users, mild 1C faults) so it cannot rot.
+//! A short run of the `make demo` scenario (30 users, mild 1C faults, the full sync every 2 s)
+//! so it cannot rot.
 
 use local_stack::demo::{run_scenario, DemoOptions};
-use local_stack::runner::{LocalStack, LocalStackOptions};
+use local_stack::runner::{FullSyncSchedule, LocalStack, LocalStackOptions};
 use local_stack::users::{generate, Expect};
 use onec_emulator::FaultPlan;
 use std::time::Duration;
 
 #[tokio::test]
-async fn the_demo_scenario_syncs_every_valid_user_and_reports_the_invalid_ones_without_pii() {
-    // Given the local stack with 1C answering some requests with 503 and 429
+async fn the_demo_scenario_syncs_every_valid_user_imports_1c_changes_and_reports_the_invalid_ones_without_pii(
+) {
+    // Given the local stack with 1C answering some requests with 503 and 429, and the full
+    // sync on a schedule
     let stack = LocalStack::start(LocalStackOptions {
+        full_sync: Some(FullSyncSchedule::template_input(Duration::from_secs(2))),
         faults: FaultPlan {
             seed: 7,
             error_5xx_rate: 0.05,
@@ -35,7 +39,8 @@ async fn the_demo_scenario_syncs_every_valid_user_and_reports_the_invalid_ones_w
     let rendered = report.render();
 
     // Then the outcome is as expected: every valid user synced with equal data in 1C, the
-    // invalid ones in error and dead-lettered once each, the profile edits in 1C
+    // invalid ones in error and dead-lettered once each, the profile edits in 1C, the 1C
+    // changes on the platform without being exported back
     assert!(report.is_ok(), "{rendered}");
     assert_eq!(report.users, 30);
     assert!(report.invalid >= 1);
@@ -45,6 +50,9 @@ async fn the_demo_scenario_syncs_every_valid_user_and_reports_the_invalid_ones_w
     assert!(report.profile_edits >= 1);
     assert_eq!(report.profile_edits_in_1c, report.profile_edits);
     assert!(!report.onec_side_edits.is_empty());
+    assert!(report.onec_side_edits.iter().all(|e| e.imported), "{rendered}");
+    assert!(report.full_syncs >= 1);
+    assert_eq!(report.import_exports, 0, "{rendered}");
     assert_eq!(report.registration_latency.len(), report.valid);
     assert!(rendered.contains("OUTCOME: as expected"));
     // And the report shows no e-mail, phone or INN of the generated users

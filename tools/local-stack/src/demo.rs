@@ -3,9 +3,9 @@
 //! 1. the platform registers users (DynamoDB `PutItem`, as the site does);
 //! 2. once they are exported, the platform edits some profiles (`UpdateItem` of significant
 //!    fields with a new `version`);
-//! 3. an operator changes some roles/statuses in 1C (the emulator's admin side). Bringing those
-//!    back is the 1C import's job, which this scenario does not run: the report lists them as
-//!    waiting for the import;
+//! 3. an operator changes some roles/statuses in 1C (the emulator's admin side); the full sync's
+//!    import brings them back to the users (on the stack's schedule, or invoked once when the
+//!    stack has none), and must not export them back: 1C receives no write in that phase;
 //! 4. a live one-line summary on stderr while the pipeline works, then a report checked against
 //!    what must have happened.
 //!
@@ -79,6 +79,8 @@ pub enum DemoError {
     },
     #[error("a generated row does not convert to a DynamoDB item")]
     Item(#[source] serde_dynamo::Error),
+    #[error("the 1C import failed")]
+    Import(#[source] BoxError),
 }
 
 fn aws_error<E>(operation: &'static str) -> impl FnOnce(E) -> DemoError
@@ -99,7 +101,7 @@ struct ProfileEdit {
     at: DateTime<Utc>,
 }
 
-/// An operator's change in 1C that only the import can bring back.
+/// An operator's change in 1C, which the import brings back.
 #[derive(Debug, Clone)]
 pub struct OneCSideEdit {
     pub id: String,
@@ -108,6 +110,8 @@ pub struct OneCSideEdit {
     pub platform_status: Option<String>,
     pub onec_role: Option<String>,
     pub onec_status: Option<String>,
+    /// The row carries 1C's role and status (as the mapping translates them) at the end.
+    pub imported: bool,
 }
 
 /// A message in the DLQ.
@@ -145,6 +149,10 @@ pub struct DemoReport {
     pub onec_requests: u64,
     pub onec_faults: BTreeMap<String, u64>,
     pub exporter_retries: u64,
+    /// Full-sync invocations during the run (scheduled or asked for).
+    pub full_syncs: u64,
+    /// Counterparty writes 1C received while only the import had work (must be 0).
+    pub import_exports: u64,
     pub elapsed: Duration,
     /// Empty when the outcome is as expected.
     pub findings: Vec<Finding>,
@@ -268,19 +276,23 @@ impl DemoReport {
         }
         let _ = writeln!(
             out,
-            "\nchanged in 1C, waiting for the 1C import ({}; not run by this demo):",
-            self.onec_side_edits.len()
+            "\nchanged in 1C, brought back by the import: {}/{} (full-sync invocations: {}; 1C writes while importing: {})",
+            self.onec_side_edits.iter().filter(|e| e.imported).count(),
+            self.onec_side_edits.len(),
+            self.full_syncs,
+            self.import_exports,
         );
         for edit in &self.onec_side_edits {
             let _ = writeln!(
                 out,
-                "  {} ({})  role: platform {} / 1C {}   status: platform {} / 1C {}",
+                "  {} ({})  role: platform {} / 1C {}   status: platform {} / 1C {}{}",
                 edit.id,
                 edit.onec_id,
                 edit.platform_role.as_deref().unwrap_or("-"),
                 edit.onec_role.as_deref().unwrap_or("-"),
                 edit.platform_status.as_deref().unwrap_or("-"),
                 edit.onec_status.as_deref().unwrap_or("-"),
+                if edit.imported { "" } else { "   NOT IMPORTED" },
             );
         }
         if self.findings.is_empty() {
@@ -371,7 +383,6 @@ pub async fn run_scenario(
                 .insert(edit.id.clone(), (edit.version, edit.at));
         }
     }
-    let onec_side_edits = edit_in_1c(stack, &rows, to_edit_in_1c, &mut rng);
     let edits_done = |rows: &HashMap<String, Row>| {
         expected_done(rows)
             && edits.iter().all(|e| {
@@ -380,13 +391,47 @@ pub async fn run_scenario(
             })
     };
     wait_for(stack, &dynamodb, options.phase_timeout, &edits_done).await?;
-    // Anything still moving (duplicates, retries) finishes before the final look.
+    // Anything still moving (duplicates, retries) finishes before 1C's side changes.
     let _ = stack
         .settle(Duration::from_millis(1500), Duration::from_secs(30))
         .await;
+
+    // 3. 1C's side: the import brings the changes back and exports nothing.
+    let rows = scan(&dynamodb, &stack.outputs().users_table).await?;
+    let mut onec_side_edits = edit_in_1c(stack, &rows, to_edit_in_1c, &mut rng);
+    // Counted after the operator's own edits, which the emulator counts as writes too.
+    let writes_before = onec_writes(stack);
+    if stack.full_sync_schedule().is_none() {
+        let input = full_sync::FullSyncInput::start(
+            shared::sync_run::SyncDirection::Import,
+            full_sync::DEFAULT_CHUNK_SIZE,
+        );
+        stack
+            .invoke_full_sync(&input)
+            .await
+            .map_err(|e| DemoError::Import(Box::new(e)))?;
+    }
+    let imported = |rows: &HashMap<String, Row>| {
+        edits_done(rows)
+            && onec_side_edits
+                .iter()
+                .all(|edit| carries_1c_values(stack, rows, edit))
+    };
+    wait_for_import(stack, &dynamodb, options.phase_timeout, &imported).await?;
+    let _ = stack
+        .settle(Duration::from_millis(1500), Duration::from_secs(30))
+        .await;
+    let import_writes = onec_writes(stack) - writes_before;
     progress.stop().await;
 
     let rows = scan(&dynamodb, &stack.outputs().users_table).await?;
+    for edit in &mut onec_side_edits {
+        edit.imported = carries_1c_values(stack, &rows, edit);
+        if let Some(row) = rows.get(&edit.id) {
+            edit.platform_role.clone_from(&row.customer.role);
+            edit.platform_status.clone_from(&row.customer.status);
+        }
+    }
     latency
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -401,7 +446,7 @@ pub async fn run_scenario(
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .clone();
-    Ok(build_report(
+    let mut report = build_report(
         stack,
         &generated,
         &rows,
@@ -410,7 +455,60 @@ pub async fn run_scenario(
         dead_letters,
         tracker,
         started.elapsed(),
-    ))
+    );
+    report.full_syncs = stack
+        .stats()
+        .full_sync_invocations
+        .load(std::sync::atomic::Ordering::Relaxed);
+    report.import_exports = import_writes;
+    if import_writes > 0 {
+        report.findings.push(format!(
+            "1C received {import_writes} writes while only the import ran: it was exported back"
+        ));
+    }
+    Ok(report)
+}
+
+/// Counterparty writes 1C has received.
+fn onec_writes(stack: &LocalStack) -> u64 {
+    let stats = stack.emulator().stats();
+    stats.creates + stats.updates + stats.deletes
+}
+
+/// The user's row holds 1C's role and status for it: the platform's values map to 1C's.
+fn carries_1c_values(stack: &LocalStack, rows: &HashMap<String, Row>, edit: &OneCSideEdit) -> bool {
+    let (Some(row), Some(held)) = (
+        rows.get(&edit.id),
+        stack.emulator().counterparty(&edit.onec_id),
+    ) else {
+        return false;
+    };
+    CustomerDataMapper::default()
+        .map_platform_to_1c(&row.customer, &Default::default())
+        .is_ok_and(|mapped| {
+            mapped.role == held.fields.role && mapped.status == held.fields.status
+        })
+}
+
+/// Like [`wait_for`], but an idle pipeline is no reason to stop: the import comes on the
+/// schedule, not from a queue.
+async fn wait_for_import(
+    stack: &LocalStack,
+    dynamodb: &aws_sdk_dynamodb::Client,
+    timeout: Duration,
+    done: &dyn Fn(&HashMap<String, Row>) -> bool,
+) -> Result<bool, DemoError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if done(&scan(dynamodb, &stack.outputs().users_table).await?) {
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            tracing::warn!("the 1C changes were not imported within {timeout:?}");
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 fn share(n: usize, fraction: f64) -> usize {
@@ -547,6 +645,7 @@ fn edit_in_1c(
                 platform_status: row.customer.status.clone(),
                 onec_role: record.fields.role.clone(),
                 onec_status: record.fields.status.clone(),
+                imported: false,
             }),
             Err(err) => tracing::warn!(error = %err, "cannot edit the counterparty in 1C"),
         }
@@ -808,8 +907,12 @@ fn build_report(
         elapsed,
         ..DemoReport::default()
     };
-    let edited_in_1c: HashMap<&str, &OneCSideEdit> =
-        onec_side_edits.iter().map(|e| (e.id.as_str(), e)).collect();
+    for edit in onec_side_edits.iter().filter(|e| !e.imported) {
+        report.findings.push(format!(
+            "{}: its role/status changed in 1C did not reach the platform",
+            edit.id
+        ));
+    }
     let edited: HashMap<&str, &ProfileEdit> = edits.iter().map(|e| (e.id.as_str(), e)).collect();
     let dlq_ids: BTreeMap<&str, usize> =
         dead_letters
@@ -862,11 +965,7 @@ fn build_report(
                 }
                 match mapper.map_platform_to_1c(customer, &Default::default()) {
                     Ok(expected) => {
-                        let mut differing = differing_fields(&expected, record);
-                        if edited_in_1c.contains_key(user.id.as_str()) {
-                            // Changed in 1C on purpose; the import will settle these.
-                            differing.retain(|f| *f != "role" && *f != "status");
-                        }
+                        let differing = differing_fields(&expected, record);
                         if differing.is_empty() {
                             if edited.contains_key(user.id.as_str()) {
                                 report.profile_edits_in_1c += 1;

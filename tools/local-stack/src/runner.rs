@@ -6,7 +6,11 @@
 //!   the on-failure queue after the retries);
 //! - `exporter` behind one [`SqsPoller`] per queue and worker (batch size, the queue's
 //!   visibility timeout, partial batch responses; moto redrives to the DLQ);
-//! - anything scheduled through [`LocalStack::spawn_periodic`] (the nightly full sync's seam).
+//! - `full-sync` on its schedule ([`LocalStackOptions::full_sync`], EventBridge Scheduler's
+//!   input), or invoked at once with [`LocalStack::invoke_full_sync`]; a run that has to
+//!   continue in a fresh invocation does so here too (Lambda: an asynchronous self-invoke), with
+//!   the function's timeout as each invocation's deadline;
+//! - anything else scheduled through [`LocalStack::spawn_periodic`].
 //!
 //! Handlers are configured through the variables they read in AWS ([`LocalStack::function_env`]:
 //! the stack's outputs plus `ONEC_*`), passed as a map rather than through the process
@@ -21,6 +25,8 @@ use crate::stream_poller::{OnFailureQueue, StreamPoller, StreamPollerConfig};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
+use full_sync::ports::{Continuation, ContinuationError, Deadline};
+use full_sync::{FullSyncError, FullSyncInput, RunReport};
 use onec_emulator::{EmulatorConfig, EmulatorHandle, FaultPlan};
 use shared::adapters::dynamodb::DynamoDbCustomerStore;
 use shared::adapters::sqs::SqsExportQueue;
@@ -31,7 +37,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -69,6 +75,30 @@ pub struct LocalStackOptions {
     /// Variables set on top of [`LocalStack::function_env`]'s (e.g. `EXPORT_CONCURRENCY`).
     pub env_overrides: BTreeMap<String, String>,
     pub metrics: MetricsOutput,
+    /// The full sync's schedule; `None` runs it only when asked ([`LocalStack::invoke_full_sync`]).
+    pub full_sync: Option<FullSyncSchedule>,
+}
+
+/// The full sync's schedule (EventBridge Scheduler in AWS): what it sends, and how often.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FullSyncSchedule {
+    /// Nightly in AWS; seconds here, so a demo sees 1C's changes come back.
+    pub every: Duration,
+    pub input: FullSyncInput,
+}
+
+impl FullSyncSchedule {
+    /// The template's schedule input (`FullSyncDirection`, `FullSyncChunkSize` defaults), every
+    /// `every`.
+    pub fn template_input(every: Duration) -> Self {
+        let direction = spec::FULL_SYNC_DIRECTION
+            .parse()
+            .unwrap_or(shared::sync_run::SyncDirection::Both);
+        Self {
+            every,
+            input: FullSyncInput::start(direction, spec::FULL_SYNC_CHUNK_SIZE),
+        }
+    }
 }
 
 impl Default for LocalStackOptions {
@@ -86,6 +116,7 @@ impl Default for LocalStackOptions {
             idle_poll_interval: Duration::from_millis(100),
             env_overrides: BTreeMap::new(),
             metrics: MetricsOutput::Discard,
+            full_sync: None,
         }
     }
 }
@@ -107,6 +138,10 @@ pub enum RunnerError {
     ExporterStartup(#[from] exporter::wiring::StartupError),
     #[error("cannot attach to an export queue")]
     Queue(#[from] SqsPollerError),
+    #[error("the full sync's configuration is invalid")]
+    FullSyncConfig(#[source] shared::config::ConfigError),
+    #[error("the full sync cannot start")]
+    FullSyncStartup(#[from] full_sync::wiring::StartupError),
 }
 
 /// Counters of what the event source mappings did, for progress and settling.
@@ -123,7 +158,11 @@ pub struct PipelineStats {
     pub exporter_retries: AtomicU64,
     /// Poller requests that failed (the task pauses and carries on).
     pub poll_errors: AtomicU64,
+    /// Full-sync invocations (scheduled, continued or asked for) and those that failed.
+    pub full_sync_invocations: AtomicU64,
+    pub full_sync_failures: AtomicU64,
     last_activity: Mutex<Option<Instant>>,
+    last_full_sync: Mutex<Option<RunReport>>,
 }
 
 impl PipelineStats {
@@ -140,6 +179,14 @@ impl PipelineStats {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .map(|at| at.elapsed())
+    }
+
+    /// What the last full-sync invocation that succeeded left behind.
+    pub fn last_full_sync(&self) -> Option<RunReport> {
+        self.last_full_sync
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     fn add(counter: &AtomicU64, n: usize) {
@@ -160,6 +207,7 @@ pub struct LocalStack {
     tasks: Vec<(String, JoinHandle<()>)>,
     stats: Arc<PipelineStats>,
     options: LocalStackOptions,
+    full_sync: Arc<FullSyncFunction>,
 }
 
 impl std::fmt::Debug for LocalStack {
@@ -233,6 +281,8 @@ impl LocalStack {
 
         let env = Self::build_env(&outputs, &emulator, options.transport, &endpoint, &options);
         let (stop, _) = watch::channel(false);
+        let (full_sync, continuations) =
+            FullSyncFunction::build(&env, &aws, options.metrics).await?;
         let mut stack = Self {
             moto,
             endpoint,
@@ -245,9 +295,11 @@ impl LocalStack {
             tasks: Vec::new(),
             stats: Arc::new(PipelineStats::default()),
             options,
+            full_sync: Arc::new(full_sync),
         };
         stack.spawn_stream_filter()?;
         stack.spawn_exporters().await?;
+        stack.spawn_full_sync(continuations);
         Ok(stack)
     }
 
@@ -395,10 +447,48 @@ impl LocalStack {
         Ok(())
     }
 
+    /// The full sync's invocations: its schedule's ticks and its own continuations, one at a
+    /// time (a tick while a run goes on is refused by the function, as in AWS).
+    fn spawn_full_sync(&mut self, mut continuations: mpsc::UnboundedReceiver<FullSyncInput>) {
+        let function = self.full_sync.clone();
+        let stats = self.stats.clone();
+        let mut stopped = self.stop.subscribe();
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = until_stopped(&mut stopped) => return,
+                    input = continuations.recv() => match input {
+                        Some(input) => {
+                            let _ = function.invoke(&stats, &input).await;
+                        }
+                        None => return,
+                    },
+                }
+            }
+        });
+        self.tasks.push(("full-sync".to_owned(), task));
+        if let Some(schedule) = self.options.full_sync.clone() {
+            let function = self.full_sync.clone();
+            self.spawn_periodic("full-sync-schedule", schedule.every, move || {
+                let function = function.clone();
+                let input = schedule.input.clone();
+                async move { function.enqueue(input) }
+            });
+        }
+    }
+
+    /// Invokes the full sync now and waits for this invocation (`aws lambda invoke`, or the
+    /// CLI's `sync_customers_with_1c run`); a continuation of the run goes on in the background.
+    pub async fn invoke_full_sync(
+        &self,
+        input: &FullSyncInput,
+    ) -> Result<RunReport, FullSyncError> {
+        self.full_sync.invoke(&self.stats, input).await
+    }
+
     /// Runs `tick` every `interval` (first after one interval, like a schedule) until the stack
     /// stops; a tick still running when the stop comes is allowed to finish within the grace
-    /// period. The seam for the nightly full sync: build its configuration from
-    /// [`LocalStack::function_env`] and its clients from [`LocalStack::aws`].
+    /// period.
     pub fn spawn_periodic<F, Fut>(&mut self, name: &str, interval: Duration, mut tick: F)
     where
         F: FnMut() -> Fut + Send + 'static,
@@ -417,6 +507,11 @@ impl LocalStack {
             }
         });
         self.tasks.push((name.to_owned(), task));
+    }
+
+    /// The full sync's schedule, if it runs on one.
+    pub fn full_sync_schedule(&self) -> Option<&FullSyncSchedule> {
+        self.options.full_sync.as_ref()
     }
 
     /// The moto endpoint, e.g. `http://127.0.0.1:41234`.
@@ -555,6 +650,93 @@ impl Drop for LocalStack {
             task.abort();
         }
         // The emulator and moto stop in their own destructors.
+    }
+}
+
+/// The full-sync function: its real dependencies, except that a run continues through a channel
+/// to this stack's invoker instead of Lambda's asynchronous invoke.
+struct FullSyncFunction {
+    deps: full_sync::Deps,
+    invoke: mpsc::UnboundedSender<FullSyncInput>,
+    output: MetricsOutput,
+}
+
+impl FullSyncFunction {
+    async fn build(
+        env: &BTreeMap<String, String>,
+        aws: &SdkConfig,
+        output: MetricsOutput,
+    ) -> Result<(Self, mpsc::UnboundedReceiver<FullSyncInput>), RunnerError> {
+        let lookup = |name: &str| env.get(name).cloned();
+        let config = full_sync::config::FullSyncConfig::from_lookup(&lookup)
+            .map_err(RunnerError::FullSyncConfig)?;
+        let mut deps = full_sync::wiring::build_deps(&config, aws).await?;
+        let (invoke, invocations) = mpsc::unbounded_channel();
+        deps.continuation = Arc::new(ChannelContinuation(invoke.clone()));
+        Ok((
+            Self {
+                deps,
+                invoke,
+                output,
+            },
+            invocations,
+        ))
+    }
+
+    /// An asynchronous invocation (the schedule's): runs when the invoker gets to it.
+    fn enqueue(&self, input: FullSyncInput) {
+        // Only fails once the stack is stopping.
+        let _ = self.invoke.send(input);
+    }
+
+    async fn invoke(
+        &self,
+        stats: &PipelineStats,
+        input: &FullSyncInput,
+    ) -> Result<RunReport, FullSyncError> {
+        stats.full_sync_invocations.fetch_add(1, Ordering::Relaxed);
+        let deadline = Deadline(
+            std::time::SystemTime::now()
+                + Duration::from_secs(u64::from(spec::FULL_SYNC_TIMEOUT_SECS)),
+        );
+        // Boxed as `Send` here, at concrete lifetimes: the handler's future is, but the
+        // compiler cannot prove it for every lifetime inside a spawned task.
+        let run: std::pin::Pin<
+            Box<dyn Future<Output = Result<RunReport, FullSyncError>> + Send + '_>,
+        > = Box::pin(full_sync::handle(&self.deps, input, &deadline));
+        let result = run.await;
+        emit(&self.deps.metrics, self.output);
+        match &result {
+            Ok(report) => {
+                *stats
+                    .last_full_sync
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(report.clone());
+            }
+            Err(err) => {
+                stats.full_sync_failures.fetch_add(1, Ordering::Relaxed);
+                // In AWS: a failed asynchronous invocation, retried once, then the on-failure
+                // queue. A refused start while a run goes on is the common case here.
+                tracing::warn!(error = %err, "full-sync invocation failed");
+            }
+        }
+        result
+    }
+}
+
+/// Continues a run by invoking the local full sync again.
+struct ChannelContinuation(mpsc::UnboundedSender<FullSyncInput>);
+
+#[async_trait::async_trait]
+impl Continuation for ChannelContinuation {
+    async fn continue_run(&self, run_id: &str) -> Result<(), ContinuationError> {
+        self.0
+            .send(FullSyncInput::continuation(run_id))
+            .map_err(|err| ContinuationError::Invoke {
+                function: "local full-sync".to_owned(),
+                class: shared::error::ErrorClass::Transient,
+                source: Box::new(err),
+            })
     }
 }
 

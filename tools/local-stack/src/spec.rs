@@ -22,6 +22,11 @@ pub const SOURCE_RETENTION_SECS: u32 = 4 * 24 * 60 * 60;
 pub const DLQ_RETENTION_SECS: u32 = 14 * 24 * 60 * 60;
 /// The stream filter's timeout.
 pub const STREAM_FILTER_TIMEOUT_SECS: u32 = 30;
+/// The full-sync function's timeout (an invocation continues the run in a fresh one before it).
+pub const FULL_SYNC_TIMEOUT_SECS: u32 = 900;
+/// What the schedule asks for (template parameters `FullSyncDirection`, `FullSyncChunkSize`).
+pub const FULL_SYNC_DIRECTION: &str = "both";
+pub const FULL_SYNC_CHUNK_SIZE: u32 = 500;
 
 /// A DynamoDB table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,10 +3,12 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 use local_stack::demo::{example_put_item, run_scenario, DemoOptions};
-use local_stack::runner::{LocalStack, LocalStackOptions, MetricsOutput};
+use local_stack::runner::{FullSyncSchedule, LocalStack, LocalStackOptions, MetricsOutput};
 use onec_emulator::FaultPlan;
 use shared::onec::Transport;
+use std::collections::BTreeMap;
 use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -68,6 +70,14 @@ struct DemoArgs {
     /// Latency added to every 1C request.
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
+    /// Customers per 1C request when the exporter has several messages (`ONEC_BATCH_SIZE`;
+    /// 1 = one request per customer). The exporter's default when not given.
+    #[arg(long)]
+    batch_size: Option<u32>,
+    /// The full sync's schedule, in seconds (nightly in AWS); it imports the role/status
+    /// changes made in 1C. 0: no schedule, the demo invokes one import itself.
+    #[arg(long, default_value_t = 5)]
+    full_sync_every: u64,
     /// Seed of the fault draws and of the generated users.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -123,8 +133,16 @@ async fn demo(args: DemoArgs) -> ExitCode {
         hang_ms: args.hang_ms,
         ..FaultPlan::default()
     };
+    let mut env_overrides = BTreeMap::new();
+    if let Some(size) = args.batch_size {
+        env_overrides.insert("ONEC_BATCH_SIZE".to_owned(), size.to_string());
+    }
     let options = LocalStackOptions {
         transport: args.transport.into(),
+        env_overrides,
+        full_sync: (args.full_sync_every > 0).then(|| {
+            FullSyncSchedule::template_input(Duration::from_secs(args.full_sync_every))
+        }),
         faults,
         prefix: Some(format!("demo-{}", std::process::id())),
         metrics: if args.emf {
@@ -196,6 +214,14 @@ fn print_keep_instructions(stack: &LocalStack) {
     println!("  priority queue  {}", outputs.priority_queue_url);
     println!("  bulk queue      {}", outputs.bulk_queue_url);
     println!("  DLQ             {}", outputs.dlq_url);
+    println!("  sync runs table {}", outputs.sync_runs_table);
+    if let Some(schedule) = stack.full_sync_schedule() {
+        println!(
+            "  full sync       every {}s, input {}",
+            schedule.every.as_secs(),
+            serde_json::to_string(&schedule.input).unwrap_or_default()
+        );
+    }
     println!(
         "  1C emulator     {}   (admin: {}/counterparties)",
         stack.emulator().base_url(),
