@@ -1172,3 +1172,32 @@ fn event_source_mappings_match_the_local_stack_pollers() {
         );
     }
 }
+
+#[test]
+fn the_local_full_sync_schedule_sends_what_the_template_schedule_sends() {
+    // Given the template's full-sync function and its schedule (SAM's transform makes the
+    // event an AWS::Scheduler::Schedule)
+    let function = props("FullSyncFunction");
+    let schedules = of_type("AWS::Scheduler::Schedule");
+    assert_eq!(schedules.len(), 1, "one schedule");
+    let target = &schedules[0].1["Target"];
+    // When its input is resolved with the parameters' defaults
+    let input = resolve(&target["Input"]).expect("the schedule's input resolves");
+    let input: Value = serde_json::from_str(&text_of(&input)).expect("the input is JSON");
+    // Then the local stack's schedule sends the same, with the same function timeout
+    assert_eq!(input["direction"], spec::FULL_SYNC_DIRECTION);
+    assert_eq!(
+        input["chunk_size"].as_u64(),
+        Some(u64::from(spec::FULL_SYNC_CHUNK_SIZE))
+    );
+    assert_eq!(
+        number(&function["Timeout"]),
+        u64::from(spec::FULL_SYNC_TIMEOUT_SECS)
+    );
+    let local =
+        local_stack::runner::FullSyncSchedule::template_input(std::time::Duration::from_secs(1));
+    assert_eq!(
+        serde_json::to_value(&local.input).expect("serialises"),
+        input
+    );
+}
