@@ -140,9 +140,8 @@ async fn demo(args: DemoArgs) -> ExitCode {
     let options = LocalStackOptions {
         transport: args.transport.into(),
         env_overrides,
-        full_sync: (args.full_sync_every > 0).then(|| {
-            FullSyncSchedule::template_input(Duration::from_secs(args.full_sync_every))
-        }),
+        full_sync: (args.full_sync_every > 0)
+            .then(|| FullSyncSchedule::template_input(Duration::from_secs(args.full_sync_every))),
         faults,
         prefix: Some(format!("demo-{}", std::process::id())),
         metrics: if args.emf {
@@ -241,6 +240,18 @@ fn print_keep_instructions(stack: &LocalStack) {
         stack.emulator().base_url(),
         login.hs_root
     );
+    if stack.full_sync_schedule().is_some() {
+        println!("\nChange its role in 1C (REF = its onec_id above) and watch the next full sync bring it back:");
+        println!(
+            "  curl -s -X PATCH -H 'content-type: application/json' -d '{{\"role\":\"Опт\"}}' '{}/counterparties/REF'",
+            stack.emulator().admin_url()
+        );
+        println!(
+            "  aws dynamodb get-item --endpoint-url {} --table-name {} --key '{{\"id\":{{\"S\":\"demo-user-1\"}}}}'   # role: wholesale",
+            stack.endpoint(),
+            outputs.users_table
+        );
+    }
 }
 
 fn chain(err: &dyn std::error::Error) -> String {
