@@ -11,6 +11,7 @@ mod exporter_moto;
 mod filter_moto;
 mod full_sync_moto;
 mod import_moto;
+mod local_stack_full_sync;
 mod local_stack_moto;
 mod local_stack_sqs;
 mod local_stack_stream;

@@ -1080,13 +1080,15 @@ fn tables_match_the_local_stack_spec() {
 
 #[test]
 fn queues_match_the_local_stack_spec() {
-    let queues = [
-        spec::PRIORITY_QUEUE,
-        spec::BULK_QUEUE,
-        spec::EXPORT_DLQ,
-        spec::STREAM_FAILURE_QUEUE,
-    ];
-    for queue in queues {
+    // Every queue of the template is one the local stack creates, and the other way round
+    let in_template: std::collections::BTreeSet<&str> = of_type("AWS::SQS::Queue")
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    let in_spec: std::collections::BTreeSet<&str> =
+        spec::QUEUES.iter().map(|q| q.logical_id).collect();
+    assert_eq!(in_template, in_spec);
+    for queue in spec::QUEUES {
         // Given a queue the local stack creates in moto
         let p = props(queue.logical_id);
         // Then the template gives it the same visibility, retention and redrive
@@ -1193,6 +1195,20 @@ fn the_local_full_sync_schedule_sends_what_the_template_schedule_sends() {
     assert_eq!(
         number(&function["Timeout"]),
         u64::from(spec::FULL_SYNC_TIMEOUT_SECS)
+    );
+    // And a failed asynchronous invocation is retried as often and then lands in the same queue
+    let invoke = of_type("AWS::Lambda::EventInvokeConfig")
+        .into_iter()
+        .find(|(_, p)| target_of(&p["FunctionName"]) == Some("FullSyncFunction"))
+        .map(|(_, p)| p)
+        .expect("the full sync has an invoke configuration");
+    assert_eq!(
+        number(&invoke["MaximumRetryAttempts"]),
+        u64::from(spec::FULL_SYNC_ASYNC_RETRIES)
+    );
+    assert_eq!(
+        target_of(&invoke["DestinationConfig"]["OnFailure"]["Destination"]),
+        Some(spec::FULL_SYNC_FAILURE_QUEUE.logical_id)
     );
     let local =
         local_stack::runner::FullSyncSchedule::template_input(std::time::Duration::from_secs(1));

@@ -9,7 +9,9 @@
 //! - `full-sync` on its schedule ([`LocalStackOptions::full_sync`], EventBridge Scheduler's
 //!   input), or invoked at once with [`LocalStack::invoke_full_sync`]; a run that has to
 //!   continue in a fresh invocation does so here too (Lambda: an asynchronous self-invoke), with
-//!   the function's timeout as each invocation's deadline;
+//!   the function's timeout as each invocation's deadline; a failed asynchronous invocation is
+//!   retried once, then recorded on the full-sync failure queue as Lambda's on-failure
+//!   destination would;
 //! - anything else scheduled through [`LocalStack::spawn_periodic`].
 //!
 //! Handlers are configured through the variables they read in AWS ([`LocalStack::function_env`]:
@@ -161,6 +163,8 @@ pub struct PipelineStats {
     /// Full-sync invocations (scheduled, continued or asked for) and those that failed.
     pub full_sync_invocations: AtomicU64,
     pub full_sync_failures: AtomicU64,
+    /// Asynchronous invocations that failed after their retry (sent to the on-failure queue).
+    pub full_sync_dead_letters: AtomicU64,
     last_activity: Mutex<Option<Instant>>,
     last_full_sync: Mutex<Option<RunReport>>,
 }
@@ -282,7 +286,7 @@ impl LocalStack {
         let env = Self::build_env(&outputs, &emulator, options.transport, &endpoint, &options);
         let (stop, _) = watch::channel(false);
         let (full_sync, continuations) =
-            FullSyncFunction::build(&env, &aws, options.metrics).await?;
+            FullSyncFunction::build(&env, &aws, &outputs, options.metrics).await?;
         let mut stack = Self {
             moto,
             endpoint,
@@ -458,9 +462,7 @@ impl LocalStack {
                 tokio::select! {
                     _ = until_stopped(&mut stopped) => return,
                     input = continuations.recv() => match input {
-                        Some(input) => {
-                            let _ = function.invoke(&stats, &input).await;
-                        }
+                        Some(input) => function.invoke_async(&stats, &input).await,
                         None => return,
                     },
                 }
@@ -659,12 +661,18 @@ struct FullSyncFunction {
     deps: full_sync::Deps,
     invoke: mpsc::UnboundedSender<FullSyncInput>,
     output: MetricsOutput,
+    sqs: aws_sdk_sqs::Client,
+    failure_queue_url: String,
 }
+
+/// Lambda waits about a minute before retrying a failed asynchronous invocation; a second here.
+const ASYNC_RETRY_PAUSE: Duration = Duration::from_secs(1);
 
 impl FullSyncFunction {
     async fn build(
         env: &BTreeMap<String, String>,
         aws: &SdkConfig,
+        outputs: &StackOutputs,
         output: MetricsOutput,
     ) -> Result<(Self, mpsc::UnboundedReceiver<FullSyncInput>), RunnerError> {
         let lookup = |name: &str| env.get(name).cloned();
@@ -678,6 +686,8 @@ impl FullSyncFunction {
                 deps,
                 invoke,
                 output,
+                sqs: aws_sdk_sqs::Client::new(aws),
+                failure_queue_url: outputs.full_sync_failure_queue_url.clone(),
             },
             invocations,
         ))
@@ -687,6 +697,54 @@ impl FullSyncFunction {
     fn enqueue(&self, input: FullSyncInput) {
         // Only fails once the stack is stopping.
         let _ = self.invoke.send(input);
+    }
+
+    /// An asynchronous invocation as Lambda runs one: retried after a failure, then recorded
+    /// on the on-failure queue (Lambda's destination record: the request, the error).
+    async fn invoke_async(&self, stats: &PipelineStats, input: &FullSyncInput) {
+        let mut attempts = 0;
+        let err = loop {
+            attempts += 1;
+            match self.invoke(stats, input).await {
+                Ok(_) => return,
+                Err(err) if attempts <= spec::FULL_SYNC_ASYNC_RETRIES => {
+                    tracing::info!(error = %err, "retrying the full-sync invocation");
+                    tokio::time::sleep(ASYNC_RETRY_PAUSE).await;
+                }
+                Err(err) => break err,
+            }
+        };
+        let record = serde_json::json!({
+            "version": "1.0",
+            "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "requestContext": {
+                "requestId": uuid::Uuid::new_v4().to_string(),
+                "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:full-sync:$LATEST",
+                "condition": "RetriesExhausted",
+                "approximateInvokeCount": attempts,
+            },
+            "requestPayload": input,
+            "responseContext": {
+                "statusCode": 200,
+                "executedVersion": "$LATEST",
+                "functionError": "Unhandled",
+            },
+            "responsePayload": {
+                "errorType": std::any::type_name::<FullSyncError>(),
+                "errorMessage": err.to_string(),
+            },
+        });
+        stats.full_sync_dead_letters.fetch_add(1, Ordering::Relaxed);
+        if let Err(send) = self
+            .sqs
+            .send_message()
+            .queue_url(&self.failure_queue_url)
+            .message_body(record.to_string())
+            .send()
+            .await
+        {
+            tracing::error!(error = %send, "cannot record a failed full-sync invocation");
+        }
     }
 
     async fn invoke(

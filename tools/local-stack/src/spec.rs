@@ -123,6 +123,28 @@ pub const STREAM_FAILURE_QUEUE: QueueSpec = QueueSpec {
     max_receive_count: None,
 };
 
+/// On-failure destination of the full sync's asynchronous invocations (schedule, continuation).
+pub const FULL_SYNC_FAILURE_QUEUE: QueueSpec = QueueSpec {
+    suffix: "full-sync-failures",
+    logical_id: "FullSyncFailureQueue",
+    visibility_timeout_secs: None,
+    retention_secs: DLQ_RETENTION_SECS,
+    max_receive_count: None,
+};
+
+/// Every queue of the stack.
+pub const QUEUES: [QueueSpec; 5] = [
+    PRIORITY_QUEUE,
+    BULK_QUEUE,
+    EXPORT_DLQ,
+    STREAM_FAILURE_QUEUE,
+    FULL_SYNC_FAILURE_QUEUE,
+];
+
+/// Retries Lambda makes of a failed asynchronous full-sync invocation before its on-failure
+/// destination (template: `EventInvokeConfig.MaximumRetryAttempts`).
+pub const FULL_SYNC_ASYNC_RETRIES: u32 = 1;
+
 /// The stream filter's event source mapping on the users-table stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StreamMappingSpec {
@@ -173,6 +195,7 @@ pub struct StackOutputs {
     pub dlq_arn: String,
     pub stream_failure_queue_url: String,
     pub stream_failure_queue_arn: String,
+    pub full_sync_failure_queue_url: String,
 }
 
 impl StackOutputs {
@@ -244,6 +267,8 @@ pub async fn create_stack(config: &SdkConfig, prefix: &str) -> Result<StackOutpu
     let (bulk_url, bulk_arn) = create_queue(&sqs, prefix, &BULK_QUEUE, Some(&dlq_arn)).await?;
     let (failure_url, failure_arn) =
         create_queue(&sqs, prefix, &STREAM_FAILURE_QUEUE, None).await?;
+    let (full_sync_failure_url, _) =
+        create_queue(&sqs, prefix, &FULL_SYNC_FAILURE_QUEUE, None).await?;
 
     // Only the two export queues may redrive back out of the DLQ.
     let allow = serde_json::json!({
@@ -274,6 +299,7 @@ pub async fn create_stack(config: &SdkConfig, prefix: &str) -> Result<StackOutpu
         dlq_arn,
         stream_failure_queue_url: failure_url,
         stream_failure_queue_arn: failure_arn,
+        full_sync_failure_queue_url: full_sync_failure_url,
     })
 }
 
