@@ -1,5 +1,6 @@
 //! Transport `json`: the HTTP service `/hs/<root>/…` of `docs/onec-contract.md`.
 
+use super::batch_items;
 use super::config::{OneCConfig, Transport};
 use super::http::{
     batch_unsupported, classify, malformed, BodyFormat, Dialect, ErrorDetail, HttpCore, Response,
@@ -375,18 +376,7 @@ impl OneCClient for HttpServiceJsonClient {
         &self,
         items: &[Counterparty],
     ) -> Vec<Result<UpsertOutcome, OneCError>> {
-        let mut results: Vec<Option<Result<UpsertOutcome, OneCError>>> =
-            items.iter().map(|_| None).collect();
-        let mut sendable = Vec::new();
-        for (i, cp) in items.iter().enumerate() {
-            if cp.platform_id.trim().is_empty() {
-                results[i] = Some(Err(OneCError::InvalidRequest(
-                    "platform id is empty".into(),
-                )));
-            } else {
-                sendable.push(i);
-            }
-        }
+        let (mut results, sendable) = batch_items::triage(items);
         for chunk in sendable.chunks(MAX_BATCH_ITEMS) {
             let batch: Vec<&Counterparty> = chunk.iter().map(|&i| &items[i]).collect();
             let answered = if self.no_batch.load(Ordering::Relaxed) {
@@ -397,11 +387,10 @@ impl OneCClient for HttpServiceJsonClient {
             let answered = match answered {
                 Some(answered) => answered,
                 None => {
-                    if !self.no_batch.swap(true, Ordering::Relaxed) {
-                        tracing::warn!(
-                            "the 1C HTTP service has no batch resource; one customer per request from now on"
-                        );
-                    }
+                    batch_items::note_no_batch(
+                        &self.no_batch,
+                        "the 1C HTTP service has no batch resource",
+                    );
                     let owned: Vec<Counterparty> = batch.into_iter().cloned().collect();
                     per_customer(self, &owned).await
                 }
@@ -410,12 +399,7 @@ impl OneCClient for HttpServiceJsonClient {
                 results[i] = Some(result);
             }
         }
-        results
-            .into_iter()
-            .map(|r| {
-                r.unwrap_or_else(|| Err(OneCError::InvalidRequest("customer not sent".into())))
-            })
-            .collect()
+        batch_items::collect(results)
     }
 
     async fn fetch_customer(&self, onec_id: &str) -> Result<Option<Counterparty>, OneCError> {

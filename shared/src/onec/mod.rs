@@ -5,6 +5,7 @@
 //! - [`OneCError`] classifies every outcome as transient or permanent.
 
 mod batch;
+mod batch_items;
 mod commerceml;
 mod config;
 mod error;

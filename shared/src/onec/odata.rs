@@ -1,6 +1,7 @@
 //! Transport `odata`: the 1C standard OData interface (`/odata/standard.odata/…`).
 
 use super::batch::{self, BatchPart, PartRequest, PartResponse};
+use super::batch_items;
 use super::config::{OneCConfig, Transport};
 use super::http::{
     batch_unsupported, classify, malformed, BodyFormat, Dialect, ErrorDetail, HttpCore, Response,
@@ -742,18 +743,7 @@ impl OneCClient for ODataClient {
         &self,
         items: &[Counterparty],
     ) -> Vec<Result<UpsertOutcome, OneCError>> {
-        let mut results: Vec<Option<Result<UpsertOutcome, OneCError>>> =
-            items.iter().map(|_| None).collect();
-        let mut sendable = Vec::new();
-        for (i, cp) in items.iter().enumerate() {
-            if cp.platform_id.trim().is_empty() {
-                results[i] = Some(Err(OneCError::InvalidRequest(
-                    "platform id is empty".into(),
-                )));
-            } else {
-                sendable.push(i);
-            }
-        }
+        let (mut results, sendable) = batch_items::triage(items);
         // A platform id appears at most once per batch: two lookups in one batch would both
         // miss, and both POSTs would create. Repeats go in a later round.
         let mut rounds: Vec<Vec<usize>> = Vec::new();
@@ -781,11 +771,10 @@ impl OneCClient for ODataClient {
             let answered = match answered {
                 Some(answered) => answered,
                 None => {
-                    if !self.no_batch.swap(true, Ordering::Relaxed) {
-                        tracing::warn!(
-                            "this 1C publication has no OData $batch; one customer per request from now on"
-                        );
-                    }
+                    batch_items::note_no_batch(
+                        &self.no_batch,
+                        "this 1C publication has no OData $batch",
+                    );
                     use futures::stream::{self, StreamExt as _};
                     let calls: Vec<_> = batch.iter().map(|cp| self.upsert_customer(cp)).collect();
                     stream::iter(calls)
@@ -798,12 +787,7 @@ impl OneCClient for ODataClient {
                 results[i] = Some(result);
             }
         }
-        results
-            .into_iter()
-            .map(|r| {
-                r.unwrap_or_else(|| Err(OneCError::InvalidRequest("customer not sent".into())))
-            })
-            .collect()
+        batch_items::collect(results)
     }
 
     async fn fetch_customer(&self, onec_id: &str) -> Result<Option<Counterparty>, OneCError> {
