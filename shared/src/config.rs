@@ -81,6 +81,44 @@ where
     }
 }
 
+/// The 1C connection, as both functions read it (`ONEC_*`).
+#[derive(Debug, Clone)]
+pub struct OneCSettings {
+    /// `ONEC_BASE_URL`: the infobase publication, `https://…`.
+    pub base_url: String,
+    /// `ONEC_TRANSPORT`: `json` (default), `odata` or `commerceml`.
+    pub transport: String,
+    /// `ONEC_HS_ROOT`: the HTTP service's root (default `site`).
+    pub hs_root: String,
+    /// `ONEC_ALLOW_INSECURE_HTTP`: plain http and a login from the environment (local only).
+    pub allow_insecure_http: bool,
+    pub credentials: CredentialsSource,
+    /// `ONEC_MAPPING_FILE`; the built-in mapping when absent.
+    pub mapping_file: Option<std::path::PathBuf>,
+}
+
+impl OneCSettings {
+    pub fn from_lookup(env: &impl Lookup) -> Result<Self, ConfigError> {
+        let allow_insecure_http = parsed_or_in(env, "ONEC_ALLOW_INSECURE_HTTP", false)?;
+        let credentials = match optional_in(env, "ONEC_SECRET_ARN") {
+            Some(secret_id) => CredentialsSource::Secret { secret_id },
+            None if allow_insecure_http => CredentialsSource::Plain {
+                username: required_in(env, "ONEC_USERNAME")?,
+                password: optional_in(env, "ONEC_PASSWORD").unwrap_or_default(),
+            },
+            None => return Err(ConfigError::Missing("ONEC_SECRET_ARN")),
+        };
+        Ok(Self {
+            base_url: required_in(env, "ONEC_BASE_URL")?,
+            transport: optional_in(env, "ONEC_TRANSPORT").unwrap_or_else(|| "json".into()),
+            hs_root: optional_in(env, "ONEC_HS_ROOT").unwrap_or_else(|| "site".into()),
+            allow_insecure_http,
+            credentials,
+            mapping_file: optional_in(env, "ONEC_MAPPING_FILE").map(Into::into),
+        })
+    }
+}
+
 /// Where the 1C login comes from.
 #[derive(Clone, PartialEq, Eq)]
 pub enum CredentialsSource {

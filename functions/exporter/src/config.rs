@@ -4,10 +4,9 @@ use shared::backoff::DEFAULT_BREAKER_THRESHOLD;
 use shared::config::{env_lookup, optional_in, parsed_or_in, required_in, ConfigError, Lookup};
 use shared::metrics::DEFAULT_NAMESPACE;
 use shared::sync_log::DEFAULT_RETENTION_DAYS;
-use std::path::PathBuf;
 use std::time::Duration;
 
-pub use shared::config::CredentialsSource;
+pub use shared::config::{CredentialsSource, OneCSettings};
 
 /// Everything the exporter reads from its environment.
 #[derive(Debug, Clone)]
@@ -17,13 +16,7 @@ pub struct ExporterConfig {
     pub priority_queue_url: String,
     pub bulk_queue_url: String,
     pub dlq_url: String,
-    pub onec_base_url: String,
-    /// `json`, `odata` or `commerceml`.
-    pub onec_transport: String,
-    pub onec_hs_root: String,
-    pub onec_allow_insecure_http: bool,
-    pub credentials: CredentialsSource,
-    pub mapping_file: Option<PathBuf>,
+    pub onec: OneCSettings,
     /// Equals the queues' `maxReceiveCount`.
     pub max_attempts: u32,
     pub concurrency: usize,
@@ -45,15 +38,7 @@ impl ExporterConfig {
     pub fn from_lookup(env: &impl Lookup) -> Result<Self, ConfigError> {
         let required = |name: &'static str| required_in(env, name);
         let optional = |name: &'static str| optional_in(env, name);
-        let allow_insecure = parsed_or_in(env, "ONEC_ALLOW_INSECURE_HTTP", false)?;
-        let credentials = match optional("ONEC_SECRET_ARN") {
-            Some(secret_id) => CredentialsSource::Secret { secret_id },
-            None if allow_insecure => CredentialsSource::Plain {
-                username: required("ONEC_USERNAME")?,
-                password: optional("ONEC_PASSWORD").unwrap_or_default(),
-            },
-            None => return Err(ConfigError::Missing("ONEC_SECRET_ARN")),
-        };
+        let onec = OneCSettings::from_lookup(env)?;
         let max_attempts: u32 = parsed_or_in(env, "MAX_EXPORT_ATTEMPTS", 5)?;
         let concurrency: usize = parsed_or_in(env, "EXPORT_CONCURRENCY", 4)?;
         let base: u64 = parsed_or_in(env, "BACKOFF_BASE_SECS", 30)?;
@@ -76,12 +61,7 @@ impl ExporterConfig {
             priority_queue_url: required("PRIORITY_QUEUE_URL")?,
             bulk_queue_url: required("BULK_QUEUE_URL")?,
             dlq_url: required("DLQ_URL")?,
-            onec_base_url: required("ONEC_BASE_URL")?,
-            onec_transport: optional("ONEC_TRANSPORT").unwrap_or_else(|| "json".into()),
-            onec_hs_root: optional("ONEC_HS_ROOT").unwrap_or_else(|| "site".into()),
-            onec_allow_insecure_http: allow_insecure,
-            credentials,
-            mapping_file: optional("ONEC_MAPPING_FILE").map(PathBuf::from),
+            onec,
             max_attempts,
             concurrency,
             backoff_base: Duration::from_secs(base),
@@ -199,9 +179,9 @@ mod tests {
         assert_eq!(config.backoff_base, Duration::from_secs(30));
         assert_eq!(config.backoff_cap, Duration::from_secs(900));
         assert_eq!(config.metrics_namespace, "OnecSync");
-        assert_eq!(config.onec_transport, "json");
+        assert_eq!(config.onec.transport, "json");
         assert!(matches!(
-            config.credentials,
+            config.onec.credentials,
             CredentialsSource::Secret { .. }
         ));
 
@@ -220,7 +200,7 @@ mod tests {
         ]);
         let config = ExporterConfig::from_env().expect("valid config");
         assert!(matches!(
-            config.credentials,
+            config.onec.credentials,
             CredentialsSource::Plain { .. }
         ));
         assert!(!format!("{config:?}").contains("hunter2"));

@@ -1,16 +1,13 @@
 //! Builds the handler's dependencies from the configuration, once per cold start.
 
-use crate::config::{CredentialsSource, ExporterConfig};
+use crate::config::ExporterConfig;
 use crate::{Deps, HandlerSettings, Jitter, QueueRoutes};
 use shared::adapters::dynamodb::{DynamoDbCustomerStore, DynamoDbSyncLog};
-use shared::adapters::secrets::{fetch_onec_credentials, SecretsError};
 use shared::adapters::sqs::SqsMessageControl;
 use shared::export::CustomerExportService;
-use shared::mapping::{CustomerDataMapper, MappingConfig, MappingConfigError};
+use shared::mapping::CustomerDataMapper;
 use shared::metrics::Metrics;
-use shared::onec::{
-    build_client, Credentials, OneCConfig, OneCConfigError, OneCError, Transport, UnknownTransport,
-};
+use shared::wiring::{connect_onec, OneCConnection, OneCStartupError};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,18 +20,8 @@ pub const ONEC_WARM_UP_TIMEOUT: Duration = Duration::from_secs(2);
 pub enum StartupError {
     #[error(transparent)]
     Config(#[from] shared::config::ConfigError),
-    #[error("cannot read the 1C credentials")]
-    Secrets(#[from] SecretsError),
-    #[error("cannot load the mapping file")]
-    Mapping(#[from] MappingConfigError),
-    #[error("ONEC_BASE_URL is not a URL")]
-    BaseUrl(#[from] url::ParseError),
     #[error(transparent)]
-    Transport(#[from] UnknownTransport),
-    #[error("invalid 1C configuration")]
-    OneCConfig(#[from] OneCConfigError),
-    #[error("cannot build the 1C client")]
-    OneCClient(#[from] OneCError),
+    OneC(#[from] OneCStartupError),
 }
 
 /// Reads secrets, loads the mapping file and builds every client.
@@ -61,31 +48,11 @@ async fn build(
     aws: &aws_config::SdkConfig,
     warm_up: Option<Duration>,
 ) -> Result<Deps, StartupError> {
-    let credentials = match &config.credentials {
-        CredentialsSource::Secret { secret_id } => {
-            let secrets = aws_sdk_secretsmanager::Client::new(aws);
-            let found = fetch_onec_credentials(&secrets, secret_id).await?;
-            Credentials::new(found.username, found.password)
-        }
-        CredentialsSource::Plain { username, password } => {
-            Credentials::new(username.clone(), password.as_str())
-        }
-    };
-    let mapping = match &config.mapping_file {
-        Some(path) => MappingConfig::from_file(path)?,
-        None => MappingConfig::default(),
-    };
-    let transport: Transport = config.onec_transport.parse()?;
-    let mut onec_config = OneCConfig::new(
-        url::Url::parse(&config.onec_base_url)?,
+    let OneCConnection {
+        client: onec,
+        mapping,
         transport,
-        credentials,
-        config.onec_allow_insecure_http,
-    )?;
-    onec_config.hs_root.clone_from(&config.onec_hs_root);
-    onec_config.schema = mapping.onec().clone();
-    onec_config.validate()?;
-    let onec = build_client(onec_config)?;
+    } = connect_onec(&config.onec, aws).await?;
     if let Some(timeout) = warm_up {
         match tokio::time::timeout(timeout, onec.find_by_platform_id("onec-sync-warm-up")).await {
             Ok(Ok(_)) => tracing::debug!("1C connection warmed"),

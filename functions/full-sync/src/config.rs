@@ -4,9 +4,8 @@
 use shared::config::{env_lookup, optional_in, parsed_or_in, required_in, ConfigError, Lookup};
 use shared::metrics::DEFAULT_NAMESPACE;
 use shared::sync_log::DEFAULT_RETENTION_DAYS;
-use std::path::PathBuf;
 
-pub use shared::config::CredentialsSource;
+pub use shared::config::{CredentialsSource, OneCSettings};
 
 /// Everything the full sync reads from its environment.
 #[derive(Debug, Clone)]
@@ -15,13 +14,7 @@ pub struct FullSyncConfig {
     pub sync_runs_table: String,
     pub sync_log_table: String,
     pub bulk_queue_url: String,
-    pub onec_base_url: String,
-    /// `json`, `odata` or `commerceml`.
-    pub onec_transport: String,
-    pub onec_hs_root: String,
-    pub onec_allow_insecure_http: bool,
-    pub credentials: CredentialsSource,
-    pub mapping_file: Option<PathBuf>,
+    pub onec: OneCSettings,
     pub sync_log_retention_days: u32,
     pub metrics_namespace: String,
     /// `AWS_LAMBDA_FUNCTION_NAME`: the function a long run continues in; absent outside Lambda.
@@ -36,26 +29,13 @@ impl FullSyncConfig {
     pub fn from_lookup(env: &impl Lookup) -> Result<Self, ConfigError> {
         let required = |name: &'static str| required_in(env, name);
         let optional = |name: &'static str| optional_in(env, name);
-        let allow_insecure = parsed_or_in(env, "ONEC_ALLOW_INSECURE_HTTP", false)?;
-        let credentials = match optional("ONEC_SECRET_ARN") {
-            Some(secret_id) => CredentialsSource::Secret { secret_id },
-            None if allow_insecure => CredentialsSource::Plain {
-                username: required("ONEC_USERNAME")?,
-                password: optional("ONEC_PASSWORD").unwrap_or_default(),
-            },
-            None => return Err(ConfigError::Missing("ONEC_SECRET_ARN")),
-        };
+        let onec = OneCSettings::from_lookup(env)?;
         Ok(Self {
             users_table: required("USERS_TABLE")?,
             sync_runs_table: required("SYNC_RUNS_TABLE")?,
             sync_log_table: required("SYNC_LOG_TABLE")?,
             bulk_queue_url: required("BULK_QUEUE_URL")?,
-            onec_base_url: required("ONEC_BASE_URL")?,
-            onec_transport: optional("ONEC_TRANSPORT").unwrap_or_else(|| "json".into()),
-            onec_hs_root: optional("ONEC_HS_ROOT").unwrap_or_else(|| "site".into()),
-            onec_allow_insecure_http: allow_insecure,
-            credentials,
-            mapping_file: optional("ONEC_MAPPING_FILE").map(PathBuf::from),
+            onec,
             sync_log_retention_days: parsed_or_in(
                 env,
                 "SYNC_LOG_RETENTION_DAYS",
@@ -101,11 +81,11 @@ mod tests {
     fn the_template_variables_are_enough_and_an_empty_mapping_file_means_the_default() {
         let config = FullSyncConfig::from_lookup(&lookup(TEMPLATE_VARS)).expect("valid");
         assert_eq!(config.sync_runs_table, "runs");
-        assert_eq!(config.onec_transport, "odata");
-        assert_eq!(config.mapping_file, None);
+        assert_eq!(config.onec.transport, "odata");
+        assert_eq!(config.onec.mapping_file, None);
         assert_eq!(config.function_name, None);
         assert!(matches!(
-            config.credentials,
+            config.onec.credentials,
             CredentialsSource::Secret { .. }
         ));
     }

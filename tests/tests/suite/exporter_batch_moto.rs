@@ -3,7 +3,7 @@
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_dynamodb::types::AttributeValue;
-use exporter::config::{CredentialsSource, ExporterConfig};
+use exporter::config::{CredentialsSource, ExporterConfig, OneCSettings};
 use exporter::handle;
 use exporter::wiring::build_deps;
 use integration_tests::emulator::Emulator;
@@ -29,15 +29,17 @@ async fn an_invocation_exports_its_customers_in_two_odata_requests_and_a_bad_one
         priority_queue_url: stack.priority_queue_url.clone(),
         bulk_queue_url: stack.bulk_queue_url.clone(),
         dlq_url: stack.dlq_url.clone(),
-        onec_base_url: emulator.handle.base_url(),
-        onec_transport: "odata".into(),
-        onec_hs_root: login.hs_root.clone(),
-        onec_allow_insecure_http: true,
-        credentials: CredentialsSource::Plain {
-            username: login.username.clone(),
-            password: login.password.clone(),
+        onec: OneCSettings {
+            base_url: emulator.handle.base_url(),
+            transport: "odata".into(),
+            hs_root: login.hs_root.clone(),
+            allow_insecure_http: true,
+            credentials: CredentialsSource::Plain {
+                username: login.username.clone(),
+                password: login.password.clone(),
+            },
+            mapping_file: None,
         },
-        mapping_file: None,
         max_attempts: MAX_EXPORT_ATTEMPTS,
         concurrency: 4,
         backoff_base: Duration::from_secs(1),

@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use aws_sdk_sqs::types::QueueAttributeName;
-use full_sync::config::{CredentialsSource, FullSyncConfig};
+use full_sync::config::{CredentialsSource, FullSyncConfig, OneCSettings};
 use full_sync::ports::{
     Continuation, ContinuationError, ScanError, ScanPage, ScanSegment, TimeBudget, Unlimited,
     UserScanner,
@@ -140,15 +140,17 @@ async fn rig() -> Rig {
         sync_runs_table: stack.sync_runs_table.clone(),
         sync_log_table: stack.sync_log_table.clone(),
         bulk_queue_url: stack.bulk_queue_url.clone(),
-        onec_base_url: emulator.handle.base_url(),
-        onec_transport: "json".into(),
-        onec_hs_root: login.hs_root.clone(),
-        onec_allow_insecure_http: true,
-        credentials: CredentialsSource::Plain {
-            username: login.username.clone(),
-            password: login.password.clone(),
+        onec: OneCSettings {
+            base_url: emulator.handle.base_url(),
+            transport: "json".into(),
+            hs_root: login.hs_root.clone(),
+            allow_insecure_http: true,
+            credentials: CredentialsSource::Plain {
+                username: login.username.clone(),
+                password: login.password.clone(),
+            },
+            mapping_file: None,
         },
-        mapping_file: None,
         sync_log_retention_days: 30,
         metrics_namespace: "OnecSync".into(),
         function_name: None,

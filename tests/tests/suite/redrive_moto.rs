@@ -5,7 +5,7 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::QueueAttributeName;
-use exporter::config::{CredentialsSource, ExporterConfig};
+use exporter::config::{CredentialsSource, ExporterConfig, OneCSettings};
 use exporter::wiring::build_deps;
 use exporter::{handle, Deps, Jitter};
 use integration_tests::emulator::{platform_id, Emulator};
@@ -49,15 +49,17 @@ async fn rig() -> Rig {
         priority_queue_url: stack.priority_queue_url.clone(),
         bulk_queue_url: stack.bulk_queue_url.clone(),
         dlq_url: stack.dlq_url.clone(),
-        onec_base_url: emulator.handle.base_url(),
-        onec_transport: "json".into(),
-        onec_hs_root: login.hs_root.clone(),
-        onec_allow_insecure_http: true,
-        credentials: CredentialsSource::Plain {
-            username: login.username.clone(),
-            password: login.password.clone(),
+        onec: OneCSettings {
+            base_url: emulator.handle.base_url(),
+            transport: "json".into(),
+            hs_root: login.hs_root.clone(),
+            allow_insecure_http: true,
+            credentials: CredentialsSource::Plain {
+                username: login.username.clone(),
+                password: login.password.clone(),
+            },
+            mapping_file: None,
         },
-        mapping_file: None,
         max_attempts: MAX_EXPORT_ATTEMPTS,
         concurrency: 4,
         backoff_base: Duration::from_secs(1),

@@ -57,8 +57,8 @@ async fn wire(
     match function {
         Function::Exporter => {
             let mut config = ExporterConfig::from_lookup(&lookup).map_err(|e| e.to_string())?;
-            config.onec_base_url = base_url.to_owned();
-            config.onec_allow_insecure_http = allow_insecure;
+            config.onec.base_url = base_url.to_owned();
+            config.onec.allow_insecure_http = allow_insecure;
             let shown = format!("{config:?}");
             exporter::wiring::build_deps(&config, &aws)
                 .await
@@ -67,10 +67,10 @@ async fn wire(
         }
         Function::FullSync => {
             let mut config = FullSyncConfig::from_lookup(&lookup).map_err(|e| e.to_string())?;
-            config.onec_base_url = base_url.to_owned();
-            config.onec_allow_insecure_http = allow_insecure;
+            config.onec.base_url = base_url.to_owned();
+            config.onec.allow_insecure_http = allow_insecure;
             let shown = format!("{config:?}");
-            full_sync::wiring::onec_client(&config, &aws, &MappingConfig::default())
+            shared::wiring::onec_client(&config.onec, &aws, &MappingConfig::default())
                 .await
                 .map(|_| shown)
                 .map_err(|e| format!("{e} / {e:?} / {:?}", std::error::Error::source(&e)))

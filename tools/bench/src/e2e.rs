@@ -11,7 +11,7 @@ use crate::doc;
 use crate::stack::LocalStack;
 use anyhow::Context as _;
 use aws_sdk_dynamodb::types::AttributeValue;
-use exporter::config::{CredentialsSource, ExporterConfig};
+use exporter::config::{CredentialsSource, ExporterConfig, OneCSettings};
 use exporter::wiring::build_deps;
 use local_stack::{SqsPoller, SqsPollerConfig, StreamPoller, StreamPollerConfig};
 use serde_json::json;
@@ -61,14 +61,16 @@ pub async fn run() -> anyhow::Result<()> {
                 priority_queue_url: out.priority_queue_url.clone(),
                 bulk_queue_url: out.bulk_queue_url.clone(),
                 dlq_url: out.dlq_url.clone(),
-                onec_base_url: stack.emulator.base_url(),
-                onec_transport: "json".into(),
-                onec_hs_root: stack.emulator.config().hs_root.clone(),
-                onec_allow_insecure_http: true,
-                credentials: CredentialsSource::Secret {
-                    secret_id: stack.secret_arn.clone(),
+                onec: OneCSettings {
+                    base_url: stack.emulator.base_url(),
+                    transport: "json".into(),
+                    hs_root: stack.emulator.config().hs_root.clone(),
+                    allow_insecure_http: true,
+                    credentials: CredentialsSource::Secret {
+                        secret_id: stack.secret_arn.clone(),
+                    },
+                    mapping_file: None,
                 },
-                mapping_file: None,
                 max_attempts: 5,
                 concurrency: 5,
                 backoff_base: Duration::from_secs(1),

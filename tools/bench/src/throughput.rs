@@ -10,7 +10,7 @@ use crate::doc;
 use crate::stack::{sqs_event, LocalStack};
 use anyhow::Context as _;
 use aws_lambda_events::event::sqs::SqsEvent;
-use exporter::config::{CredentialsSource, ExporterConfig};
+use exporter::config::{CredentialsSource, ExporterConfig, OneCSettings};
 use exporter::wiring::build_deps;
 use exporter::Jitter;
 use serde_json::{json, Value};
@@ -203,14 +203,16 @@ async fn measure(case: &Case) -> anyhow::Result<Measured> {
         priority_queue_url: stack.outputs.priority_queue_url.clone(),
         bulk_queue_url: stack.outputs.bulk_queue_url.clone(),
         dlq_url: stack.outputs.dlq_url.clone(),
-        onec_base_url: stack.emulator.base_url(),
-        onec_transport: "json".into(),
-        onec_hs_root: stack.emulator.config().hs_root.clone(),
-        onec_allow_insecure_http: true,
-        credentials: CredentialsSource::Secret {
-            secret_id: stack.secret_arn.clone(),
+        onec: OneCSettings {
+            base_url: stack.emulator.base_url(),
+            transport: "json".into(),
+            hs_root: stack.emulator.config().hs_root.clone(),
+            allow_insecure_http: true,
+            credentials: CredentialsSource::Secret {
+                secret_id: stack.secret_arn.clone(),
+            },
+            mapping_file: None,
         },
-        mapping_file: None,
         max_attempts: 5,
         concurrency: case.concurrency,
         backoff_base: Duration::from_secs(1),
