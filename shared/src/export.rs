@@ -477,8 +477,8 @@ pub struct FailureReport {
 }
 
 impl CustomerExportService {
-    /// Records a failed attempt on the row (unless it is already synced at the message's version
-    /// or gone) and in the sync log.
+    /// Records a failure that ends this message's attempts on the row (unless it is already
+    /// synced at the message's version or gone) and in the sync log.
     pub async fn record_failure(
         &self,
         msg: &ExportMessage,
@@ -498,6 +498,23 @@ impl CustomerExportService {
                 },
             )
             .await;
+        self.log_failure_at(msg, report, at).await;
+        write
+    }
+
+    /// Records an attempt that will be retried in the sync log only. The users row is left
+    /// alone: every write to it is a stream record, and retries must not multiply them (the
+    /// row gets the outcome; the log and the `ExportFailed` metric show the attempts).
+    pub async fn log_failure(&self, msg: &ExportMessage, report: &FailureReport) {
+        self.log_failure_at(msg, report, Utc::now()).await;
+    }
+
+    async fn log_failure_at(
+        &self,
+        msg: &ExportMessage,
+        report: &FailureReport,
+        at: chrono::DateTime<Utc>,
+    ) {
         let operation = match msg.reason {
             ExportReason::Deactivation => SyncOperation::DeactivateIn1c,
             _ => SyncOperation::ExportTo1c,
@@ -520,6 +537,5 @@ impl CustomerExportService {
             ),
         )
         .await;
-        write
     }
 }

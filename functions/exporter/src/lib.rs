@@ -3,11 +3,12 @@
 //! One function serves both queues (priority and bulk); the lane of a record comes from its
 //! `eventSourceARN`. Per message:
 //! - success or skip: not reported, so Lambda deletes it;
-//! - transient failure: the row shows `retrying`, the message is hidden for an exponential
-//!   backoff (`ChangeMessageVisibility`, honouring 1C's `Retry-After`) and reported in
-//!   `batchItemFailures`; after the queue's `maxReceiveCount` deliveries SQS's redrive moves it to
-//!   the DLQ. On the last attempt the row shows `error` ("gave up after N attempts: …"). Such
-//!   messages reach the DLQ without a `reason` attribute;
+//! - transient failure: the attempt goes to the sync log (not the users row: each row write is a
+//!   stream record, and retries must not multiply them), the message is hidden for an
+//!   exponential backoff (`ChangeMessageVisibility`, honouring 1C's `Retry-After`) and reported
+//!   in `batchItemFailures`; after the queue's `maxReceiveCount` deliveries SQS's redrive moves
+//!   it to the DLQ. On the last attempt the row shows `error` ("gave up after N attempts: …")
+//!   with `export_attempts`. Such messages reach the DLQ without a `reason` attribute;
 //! - permanent failure (invalid data, 1C rejecting the request) and malformed bodies: the row
 //!   shows `error` and the exporter itself sends the message to the DLQ with `reason`,
 //!   `error_class`, `error_kind`, `error_message`, `customer_id`, `original_message_id`
@@ -511,14 +512,18 @@ impl Attempt<'_> {
             1,
             &[(Dimension::ErrorClass, ErrorClass::Transient.as_str())],
         );
-        self.record(FailureReport {
+        let report = FailureReport {
             status,
             message,
             error_class: ErrorClass::Transient,
             error_kind: kind.to_owned(),
             attempt: self.receive_count,
-        })
-        .await;
+        };
+        if last {
+            self.record(report).await;
+        } else {
+            self.deps.service.log_failure(self.msg, &report).await;
+        }
         backoff(
             deps,
             self.record,

@@ -10,6 +10,7 @@ use shared::mapping::CustomerDataMapper;
 use shared::metrics::Metrics;
 use shared::onec::{ChangePage, Counterparty, OneCClient, OneCError, UpsertOutcome};
 use shared::ports::DeadLetterReason;
+use shared::sync_log::SyncLogStatus;
 use shared::testing::{
     FakeCustomerStore, FakeMessageControl, FakeOneCClient, FakeSyncLog, Scripted,
 };
@@ -344,9 +345,12 @@ async fn a_whole_batch_503_backs_off_every_message_of_the_batch() {
     assert_eq!(delays.len(), 4);
     assert!(delays.iter().all(|d| d.delay >= Duration::from_secs(120)));
     assert!(w.control.dead_letters().is_empty());
+    // And each attempt is in the sync log, none on the users rows (the rows get the outcome)
+    assert!(w.store.writes().is_empty());
     for i in 1..=4 {
-        let row = w.store.row(&format!("u-{i}")).expect("row");
-        assert_eq!(row["sync_status"], json!("retrying"));
+        let entries = w.log.entries_for(&format!("u-{i}"));
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].status, SyncLogStatus::Retrying);
     }
     assert!(w.per_customer.counterparties().is_empty());
 }

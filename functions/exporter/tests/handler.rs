@@ -241,7 +241,7 @@ async fn a_message_for_a_version_already_synced_is_skipped_without_calling_1c() 
 }
 
 #[tokio::test]
-async fn a_transient_failure_backs_the_message_off_and_marks_the_row_retrying() {
+async fn a_transient_failure_backs_the_message_off_and_logs_the_attempt_without_writing_the_row() {
     // Given 1C answering 503 once
     let w = world();
     w.store.insert(&customer("u-301", 1));
@@ -260,18 +260,19 @@ async fn a_transient_failure_backs_the_message_off_and_marks_the_row_retrying() 
     assert_eq!(delays[0].lane, Lane::Priority);
     assert_eq!(delays[0].receipt_handle, "AQEBr1x9dW3+receipt-handle-1==");
     assert_eq!(delays[0].delay, Duration::from_secs(60));
-    // And the row shows the retry
-    let row = w.store.customer("u-301").expect("row");
-    assert_eq!(row.sync_status, Some(SyncStatus::Retrying));
-    assert_eq!(row.export_attempts, 2);
-    assert!(row
-        .sync_error_message
+    // And the sync log shows the attempt and its cause, while the users row is not written
+    // (every row write is a stream record; the row gets the outcome)
+    assert!(w.store.writes().is_empty());
+    let entries = w.log.entries_for("u-301");
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].status, SyncLogStatus::Retrying);
+    assert_eq!(entries[0].details.attempt, Some(2));
+    assert!(entries[0]
+        .details
+        .message
+        .as_deref()
         .is_some_and(|m| m.contains("unavailable")));
     assert!(w.control.dead_letters().is_empty());
-    assert_eq!(
-        w.log.entries_for("u-301")[0].status,
-        SyncLogStatus::Retrying
-    );
 }
 
 #[tokio::test]
@@ -424,10 +425,12 @@ async fn the_circuit_breaker_stops_calling_1c_after_three_consecutive_transient_
     assert_eq!(w.onec.call_count(), 3);
     assert_eq!(failed_ids(&response).len(), 5);
     assert_eq!(w.control.delays().len(), 5);
+    // And the sync log says which two were not even sent
     let skipped_1c: Vec<_> = (1..=5)
-        .filter_map(|i| w.store.customer(&format!("u-{i}")))
-        .filter(|c| {
-            c.sync_error_message
+        .flat_map(|i| w.log.entries_for(&format!("u-{i}")))
+        .filter(|e| {
+            e.details
+                .message
                 .as_deref()
                 .is_some_and(|m| m.contains("circuit breaker"))
         })

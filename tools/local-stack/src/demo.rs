@@ -1087,6 +1087,7 @@ impl Progress {
         let sqs = aws_sdk_sqs::Client::new(stack.aws());
         let table = stack.outputs().users_table.clone();
         let dlq = stack.outputs().dlq_url.clone();
+        let stats = stack.stats().clone();
         let total = generated.len();
         let show = options.progress;
         let tty = std::io::stderr().is_terminal();
@@ -1113,24 +1114,22 @@ impl Progress {
                             r.customer.sync_status == Some(shared::domain::SyncStatus::Error)
                         })
                         .count();
-                    let retrying = rows
-                        .values()
-                        .filter(|r| {
-                            r.customer.sync_status == Some(shared::domain::SyncStatus::Retrying)
-                        })
-                        .count();
+                    // Retries live in the sync log and the queues, not on the rows.
+                    let retries = stats
+                        .exporter_retries
+                        .load(std::sync::atomic::Ordering::Relaxed);
                     let pending = rows.len().saturating_sub(synced + errors);
                     let dlq_depth = queue_depth(&sqs, &dlq).await;
                     let line = format!(
-                        "[{:>5.1}s] written {}/{} | pending {} (retrying {}) | synced {} | errors {} | DLQ {} | latency p50 {} p95 {}",
+                        "[{:>5.1}s] written {}/{} | pending {} | synced {} | errors {} | DLQ {} | retries {} | latency p50 {} p95 {}",
                         started.elapsed().as_secs_f64(),
                         rows.len(),
                         total,
                         pending,
-                        retrying,
                         synced,
                         errors,
                         dlq_depth,
+                        retries,
                         secs(latency.percentile(50.0)),
                         secs(latency.percentile(95.0)),
                     );
