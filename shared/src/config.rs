@@ -95,6 +95,9 @@ pub struct OneCSettings {
     pub credentials: CredentialsSource,
     /// `ONEC_MAPPING_FILE`; the built-in mapping when absent.
     pub mapping_file: Option<std::path::PathBuf>,
+    /// `ONEC_REQUEST_TIMEOUT_SECS`: how long one 1C request may take; the client's default
+    /// (20 s, below the exporter's 30 s function timeout) when absent.
+    pub request_timeout: Option<std::time::Duration>,
 }
 
 impl OneCSettings {
@@ -115,6 +118,16 @@ impl OneCSettings {
             allow_insecure_http,
             credentials,
             mapping_file: optional_in(env, "ONEC_MAPPING_FILE").map(Into::into),
+            request_timeout: match parsed_or_in(env, "ONEC_REQUEST_TIMEOUT_SECS", u64::MAX)? {
+                u64::MAX => None,
+                0 => {
+                    return Err(ConfigError::Invalid {
+                        name: "ONEC_REQUEST_TIMEOUT_SECS",
+                        reason: "must be at least 1".into(),
+                    })
+                }
+                secs => Some(std::time::Duration::from_secs(secs)),
+            },
         })
     }
 }
@@ -142,5 +155,80 @@ impl std::fmt::Debug for CredentialsSource {
                 .field("password", &"***")
                 .finish(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::time::Duration;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<OneCSettings, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        OneCSettings::from_lookup(&move |name: &str| map.get(name).cloned())
+    }
+
+    #[test]
+    fn the_1c_settings_default_to_json_the_site_root_and_the_clients_timeout() {
+        let s = settings(&[
+            ("ONEC_BASE_URL", "https://1c.example.ru/trade"),
+            (
+                "ONEC_SECRET_ARN",
+                "arn:aws:secretsmanager:eu-central-1:1:secret:onec",
+            ),
+        ])
+        .expect("valid");
+        assert_eq!(s.transport, "json");
+        assert_eq!(s.hs_root, "site");
+        assert_eq!(s.request_timeout, None);
+        assert_eq!(s.mapping_file, None);
+        assert!(!s.allow_insecure_http);
+    }
+
+    #[test]
+    fn a_request_timeout_is_read_in_seconds_and_zero_is_refused() {
+        let base = [
+            ("ONEC_BASE_URL", "https://1c.example.ru/trade"),
+            ("ONEC_SECRET_ARN", "s"),
+        ];
+        let with = |value| {
+            let mut vars = base.to_vec();
+            vars.push(("ONEC_REQUEST_TIMEOUT_SECS", value));
+            settings(&vars)
+        };
+        assert_eq!(
+            with("3").expect("valid").request_timeout,
+            Some(Duration::from_secs(3))
+        );
+        assert!(matches!(
+            with("0"),
+            Err(ConfigError::Invalid {
+                name: "ONEC_REQUEST_TIMEOUT_SECS",
+                ..
+            })
+        ));
+        assert!(with("soon").is_err());
+    }
+
+    #[test]
+    fn a_plain_login_needs_the_local_only_flag_and_never_prints() {
+        let plain = [
+            ("ONEC_BASE_URL", "http://127.0.0.1:8081/base"),
+            ("ONEC_USERNAME", "Обмен"),
+            ("ONEC_PASSWORD", "hunter2"),
+        ];
+        assert!(matches!(
+            settings(&plain),
+            Err(ConfigError::Missing("ONEC_SECRET_ARN"))
+        ));
+        let mut allowed = plain.to_vec();
+        allowed.push(("ONEC_ALLOW_INSECURE_HTTP", "true"));
+        let s = settings(&allowed).expect("valid");
+        assert!(matches!(s.credentials, CredentialsSource::Plain { .. }));
+        assert!(!format!("{s:?}").contains("hunter2"));
     }
 }

@@ -75,6 +75,9 @@ pub async fn onec_client(
         settings.allow_insecure_http,
     )?;
     config.hs_root.clone_from(&settings.hs_root);
+    if let Some(timeout) = settings.request_timeout {
+        config.request_timeout = timeout;
+    }
     config.schema = mapping.onec().clone();
     config.validate()?;
     Ok(build_client(config)?)

@@ -39,6 +39,7 @@ async fn an_invocation_exports_its_customers_in_two_odata_requests_and_a_bad_one
                 password: login.password.clone(),
             },
             mapping_file: None,
+            request_timeout: None,
         },
         max_attempts: MAX_EXPORT_ATTEMPTS,
         concurrency: 4,

@@ -55,6 +55,7 @@ async fn rig() -> Rig {
                 password: login.password.clone(),
             },
             mapping_file: None,
+            request_timeout: None,
         },
         max_attempts: MAX_EXPORT_ATTEMPTS,
         concurrency: 4,

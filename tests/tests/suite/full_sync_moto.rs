@@ -150,6 +150,7 @@ async fn rig() -> Rig {
                 password: login.password.clone(),
             },
             mapping_file: None,
+            request_timeout: None,
         },
         sync_log_retention_days: 30,
         metrics_namespace: "OnecSync".into(),

@@ -70,6 +70,7 @@ pub async fn run() -> anyhow::Result<()> {
                         secret_id: stack.secret_arn.clone(),
                     },
                     mapping_file: None,
+                    request_timeout: None,
                 },
                 max_attempts: 5,
                 concurrency: 5,

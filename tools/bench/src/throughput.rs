@@ -212,6 +212,7 @@ async fn measure(case: &Case) -> anyhow::Result<Measured> {
                 secret_id: stack.secret_arn.clone(),
             },
             mapping_file: None,
+            request_timeout: None,
         },
         max_attempts: 5,
         concurrency: case.concurrency,
