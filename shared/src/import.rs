@@ -12,7 +12,10 @@
 //!   [`user_id_for_counterparty`], else [`ImportStore::find_by_onec_id`]) is updated the same way,
 //!   or a user is created with `created_in_1c=true`, in sync, never exported (the stream filter
 //!   and the exporter skip `created_in_1c` users);
-//! - **unchanged since the last sync** (`onec_version` equals 1C's `DataVersion`) → nothing;
+//! - **unchanged since the last sync** (`onec_version` equals 1C's `DataVersion`), or no field
+//!   that differs → nothing is written. Recording only 1C's new `DataVersion` would be a write
+//!   (and a stream record) that changes no data; a row without `onec_id` is never in sync, so
+//!   its export links it;
 //! - 1C's deletion mark creates no user and removes none: the platform decides about accounts.
 //!
 //! Conflicts (per field, only where 1C holds a value that differs from the platform's):
@@ -379,7 +382,13 @@ impl ImportService {
             }
             let plan = self.plan(&current, update);
             if plan.nothing_to_write {
-                return Ok((Applied::Unchanged, 0));
+                // A platform-owned field 1C changed is still a conflict to report, though
+                // nothing is written for it.
+                for conflict in &plan.conflicts {
+                    self.log_conflict(&id, update, current.customer.version, conflict)
+                        .await;
+                }
+                return Ok((Applied::Unchanged, plan.conflicts.len() as u64));
             }
             let write = ImportWrite {
                 expected_version: current.customer.version,
@@ -475,9 +484,7 @@ impl ImportService {
                 Some(FieldOwner::Platform) | None => {}
             }
         }
-        let bookkeeping_changes = customer.onec_version != update.onec_version
-            || customer.onec_id.as_deref() != Some(update.onec_id.as_str());
-        plan.nothing_to_write = plan.fields.is_empty() && !bookkeeping_changes;
+        plan.nothing_to_write = plan.fields.is_empty();
         plan
     }
 
@@ -970,7 +977,7 @@ mod tests {
         // When imported
         let report = rig.import().await.expect("the page applies");
 
-        // Then the platform's e-mail stays, no platform field is written, the version is recorded
+        // Then the platform's e-mail stays and nothing is written to the row
         let after = rig.user("u-1");
         assert_eq!(
             (report.updated, report.unchanged, report.conflicts),
@@ -978,7 +985,7 @@ mod tests {
         );
         assert_eq!(after.email.as_deref(), Some("anna@example.com"));
         assert_eq!((after.version, after.synced_version), (3, Some(3)));
-        assert_eq!(after.onec_version.as_deref(), Some("v2"));
+        assert!(rig.store.writes().is_empty());
         // and the log holds both values, masked
         let messages = rig.messages(SyncOperation::Conflict);
         assert_eq!(
@@ -1017,13 +1024,12 @@ mod tests {
         // When imported
         let report = rig.import().await.expect("the page applies");
 
-        // Then nothing but the 1C version is recorded
+        // Then nothing is written: equal data costs no write and no stream record
         assert_eq!(
             (report.updated, report.unchanged, report.conflicts),
             (0, 1, 0)
         );
-        assert_eq!(rig.user("u-1").version, 3);
-        assert_eq!(rig.user("u-1").onec_version.as_deref(), Some("v2"));
+        assert!(rig.store.writes().is_empty());
     }
 
     #[tokio::test]

@@ -179,7 +179,13 @@ impl CustomerStore for FakeCustomerStore {
         Ok(self.conditional_update(
             id,
             "mark_pending",
-            |row| row.get("version").and_then(Value::as_u64) == Some(version),
+            |row| {
+                let status = row.get("sync_status").and_then(Value::as_str);
+                let flagged = row.get("needs_1c_export") == Some(&Value::Bool(true));
+                row.get("version").and_then(Value::as_u64) == Some(version)
+                    && row.get("synced_version").is_none_or(Value::is_null)
+                    && (status.is_none() || (status == Some("pending") && !flagged))
+            },
             vec![
                 ("needs_1c_export", Value::Bool(true)),
                 ("sync_status", status_value(SyncStatus::Pending)),
@@ -230,7 +236,12 @@ impl CustomerStore for FakeCustomerStore {
         Ok(self.conditional_update(
             id,
             "record_export_failure",
-            |row| synced_below(row, failure.version),
+            |row| {
+                let recorded = row.get("sync_status") == Some(&status_value(status))
+                    && row.get("sync_error_message").and_then(Value::as_str)
+                        == Some(failure.message.as_str());
+                synced_below(row, failure.version) && !recorded
+            },
             vec![
                 ("sync_status", status_value(status)),
                 ("sync_error_message", Value::from(failure.message.as_str())),

@@ -156,12 +156,20 @@ impl CustomerStore for DynamoDbCustomerStore {
     }
 
     async fn mark_pending(&self, id: &str, version: u64) -> Result<WriteOutcome, StoreError> {
+        // Only a row no export has touched yet, and not flagged already: a duplicate or full-sync
+        // message may have reached the exporter before this stream record reached the filter,
+        // and its outcome (synced, error) must not be overwritten with `pending`.
         let request = self
             .update(id)
             .update_expression("SET #needs = :true, #status = :pending")
-            .condition_expression("attribute_exists(#id) AND #version = :v")
+            .condition_expression(
+                "attribute_exists(#id) AND #version = :v AND attribute_not_exists(#synced) \
+                 AND (attribute_not_exists(#status) \
+                      OR (#status = :pending AND (attribute_not_exists(#needs) OR #needs <> :true)))",
+            )
             .expression_attribute_names("#needs", "needs_1c_export")
             .expression_attribute_names("#status", "sync_status")
+            .expression_attribute_names("#synced", "synced_version")
             .expression_attribute_names("#version", "version")
             .expression_attribute_values(":true", AttributeValue::Bool(true))
             .expression_attribute_values(":pending", s(SyncStatus::Pending.as_str()))
@@ -218,8 +226,11 @@ impl CustomerStore for DynamoDbCustomerStore {
         let request = self
             .update(id)
             .update_expression("SET #status = :status, #error = :message, #attempts = :attempts")
+            // The same failure again (a duplicate delivery failing the same way) is not written
+            // again: the row already says it, and the write would be a stream record.
             .condition_expression(
-                "attribute_exists(#id) AND (attribute_not_exists(#synced) OR #synced < :v)",
+                "attribute_exists(#id) AND (attribute_not_exists(#synced) OR #synced < :v) \
+                 AND NOT (#status = :status AND #error = :message)",
             )
             .expression_attribute_names("#synced", "synced_version")
             .expression_attribute_names("#status", "sync_status")

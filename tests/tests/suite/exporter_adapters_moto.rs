@@ -194,6 +194,47 @@ async fn mark_pending_applies_only_at_the_expected_version() {
 }
 
 #[tokio::test]
+async fn the_filters_flag_never_overwrites_an_outcome_the_exporter_already_recorded() {
+    // Given a registration the exporter failed permanently, one it synced, and one already
+    // flagged, all before the filter got to their stream records
+    let rig = rig().await;
+    rig.put(json!({"id": "u-5", "version": 1})).await;
+    rig.store
+        .record_export_failure(
+            "u-5",
+            &ExportFailure {
+                status: FailureStatus::Error,
+                message: "the INN has a wrong checksum".into(),
+                attempts: 1,
+                version: 1,
+                at: Utc::now(),
+            },
+        )
+        .await
+        .expect("write");
+    rig.put(json!({"id": "u-6", "version": 1})).await;
+    rig.store
+        .record_export_success("u-6", &success(1, "v1"))
+        .await
+        .expect("write");
+    rig.put(json!({"id": "u-7", "version": 1, "needs_1c_export": true, "sync_status": "pending"}))
+        .await;
+
+    // When the filter flags them
+    let outcomes = [
+        rig.store.mark_pending("u-5", 1).await.expect("write"),
+        rig.store.mark_pending("u-6", 1).await.expect("write"),
+        rig.store.mark_pending("u-7", 1).await.expect("write"),
+    ];
+
+    // Then nothing is written: the outcomes stand and a flagged row is not written again
+    assert_eq!(outcomes, [WriteOutcome::Stale; 3]);
+    assert_eq!(rig.row("u-5").await["sync_status"], json!("error"));
+    assert_eq!(rig.row("u-6").await["sync_status"], json!("synced"));
+    assert_eq!(rig.row("u-6").await["needs_1c_export"], json!(false));
+}
+
+#[tokio::test]
 async fn an_unreadable_row_is_a_permanent_error_not_a_panic() {
     // Given a row whose version is not a number
     let rig = rig().await;
