@@ -4,6 +4,7 @@
 //! (`pii_logs` stays a binary of its own: it installs a tracing dispatcher for its whole run.)
 
 mod bad_input;
+mod chaos_short;
 mod demo_short;
 mod exporter_adapters_moto;
 mod exporter_batch_moto;

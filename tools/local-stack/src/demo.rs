@@ -95,7 +95,7 @@ where
 
 /// The platform's edit of one profile.
 #[derive(Debug, Clone)]
-struct ProfileEdit {
+pub(crate) struct ProfileEdit {
     id: String,
     version: u64,
     at: DateTime<Utc>,
@@ -323,8 +323,8 @@ impl DemoReport {
 
 /// A users-table row as the demo reads it.
 #[derive(Debug, Clone)]
-struct Row {
-    customer: Customer,
+pub(crate) struct Row {
+    pub(crate) customer: Customer,
 }
 
 /// Runs the scenario on a started stack; see the module documentation.
@@ -579,7 +579,7 @@ async fn write_users(
 
 /// The platform edits a profile: a new phone (typed differently) and, for some, a new last name
 /// or e-mail, with the next `version`.
-async fn edit_profile(
+pub(crate) async fn edit_profile(
     dynamodb: &aws_sdk_dynamodb::Client,
     stack: &LocalStack,
     customer: &Customer,
@@ -666,7 +666,7 @@ fn edit_in_1c(
 }
 
 /// Every row of the users table, by id.
-async fn scan(
+pub(crate) async fn scan(
     dynamodb: &aws_sdk_dynamodb::Client,
     table: &str,
 ) -> Result<HashMap<String, Row>, DemoError> {
@@ -774,7 +774,7 @@ async fn wait_for(
 }
 
 /// Receives everything in the DLQ (and makes it visible again, so `--keep` still shows it).
-async fn read_dlq(stack: &LocalStack) -> Result<Vec<DeadLetterSummary>, DemoError> {
+pub(crate) async fn read_dlq(stack: &LocalStack) -> Result<Vec<DeadLetterSummary>, DemoError> {
     let sqs = aws_sdk_sqs::Client::new(stack.aws());
     let url = &stack.outputs().dlq_url;
     let mut seen = BTreeSet::new();
@@ -837,7 +837,7 @@ async fn read_dlq(stack: &LocalStack) -> Result<Vec<DeadLetterSummary>, DemoErro
 }
 
 /// Fields of the counterparty 1C holds that differ from what the mapper makes of the row.
-fn differing_fields(expected: &Counterparty, held: &CounterpartyRecord) -> Vec<&'static str> {
+pub(crate) fn differing_fields(expected: &Counterparty, held: &CounterpartyRecord) -> Vec<&'static str> {
     let kind_matches = matches!(
         (expected.kind, held.fields.kind),
         (

@@ -4,8 +4,10 @@
 //! - [`stream_poller`] / [`sqs_poller`]: Lambda-like event source mappings, because moto cannot
 //!   invoke functions without Docker;
 //! - [`runner`]: moto + the 1C emulator + the stack + the real handlers behind those pollers;
-//! - [`demo`] / [`users`]: the `make demo` scenario and its generated platform users.
+//! - [`demo`] / [`users`]: the `make demo` scenario and its generated platform users;
+//! - [`chaos`]: the `make chaos` run (faults, outage, redelivery) and its checks.
 
+pub mod chaos;
 pub mod demo;
 pub mod moto;
 pub mod runner;
