@@ -9,7 +9,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 -include infra/infra.mk
 
-.PHONY: help setup fmt lint test test-unit emulator build validate deploy demo clean bench fuzz
+.PHONY: help setup fmt lint test test-unit emulator build validate deploy demo chaos clean bench fuzz
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ test: setup ## Every test: unit, handler, 1C emulator, moto integration
 
 demo: setup ## The whole sync locally: moto, 1C emulator, real handlers, 300 users, checked report (ARGS="--users 50 --transport odata --keep")
 	cargo run -q -p local-stack --bin local-stack -- demo $(ARGS)
+
+chaos: setup ## 2,000 customers under 1C faults, an outage and out-of-order redelivery; prints the figures (ARGS="--customers 500 --seed 1")
+	cargo run -q -p local-stack --bin chaos -- $(ARGS)
 
 # Figures go to docs/benchmarks.md, each benchmark between its own markers. Takes ~15 min on 2 cores
 # (release builds, native for timing, arm64 for sizes); never part of `make test`.
