@@ -1217,3 +1217,23 @@ fn the_local_full_sync_schedule_sends_what_the_template_schedule_sends() {
         input
     );
 }
+
+#[test]
+fn the_1c_batch_size_is_a_parameter_within_what_the_exporter_accepts() {
+    // Given the template's batch-size parameter and the exporter's environment
+    let parameter = &template()["Parameters"]["OneCBatchSize"];
+    // Then the exporter reads it, with the code's default and limit
+    assert_eq!(
+        env_var(exporter(), "ONEC_BATCH_SIZE"),
+        &json!({"Ref": "OneCBatchSize"})
+    );
+    assert_eq!(
+        number(&parameter["Default"]),
+        exporter::config::DEFAULT_BATCH_SIZE as u64
+    );
+    assert_eq!(number(&parameter["MinValue"]), 1);
+    assert_eq!(
+        number(&parameter["MaxValue"]),
+        shared::onec::MAX_BATCH_ITEMS as u64
+    );
+}
