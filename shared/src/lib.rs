@@ -28,6 +28,6 @@ pub mod ports;
 pub mod redrive;
 pub mod sync_log;
 pub mod sync_run;
-pub mod wiring;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
+pub mod wiring;

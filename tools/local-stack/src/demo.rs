@@ -837,7 +837,10 @@ pub(crate) async fn read_dlq(stack: &LocalStack) -> Result<Vec<DeadLetterSummary
 }
 
 /// Fields of the counterparty 1C holds that differ from what the mapper makes of the row.
-pub(crate) fn differing_fields(expected: &Counterparty, held: &CounterpartyRecord) -> Vec<&'static str> {
+pub(crate) fn differing_fields(
+    expected: &Counterparty,
+    held: &CounterpartyRecord,
+) -> Vec<&'static str> {
     let kind_matches = matches!(
         (expected.kind, held.fields.kind),
         (
