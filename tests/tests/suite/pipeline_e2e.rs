@@ -473,8 +473,21 @@ async fn a_lost_response_and_repeated_deliveries_still_yield_one_counterparty() 
 
 #[tokio::test]
 async fn the_stream_stays_bounded_and_no_record_caused_by_onec_sync_itself_produces_a_message() {
-    // Given the pipeline
+    // Given the pipeline, with 1C failing the first exports transiently (a gateway's 503, a
+    // 429 with Retry-After, a committed write whose answer is lost), so retries happen
     let p = pipeline().await;
+    p.stack.emulator().script(vec![
+        respond(503, "text/html", "<html><title>503</title></html>"),
+        ScriptedAnswer::Respond {
+            status: 429,
+            content_type: Some("application/json".into()),
+            body: r#"{"error":{"code":"rate_limited","message":"slow down"}}"#.into(),
+            headers: [("Retry-After".to_owned(), "1".to_owned())].into(),
+        },
+        ScriptedAnswer::CommitThenStatus {
+            commit_then_status: 502,
+        },
+    ]);
     let policy = p.policy();
     let mut platform_writes: HashMap<String, u64> = HashMap::new();
     let mut system_writes: HashMap<String, u64> = HashMap::new();
@@ -522,8 +535,10 @@ async fn the_stream_stays_bounded_and_no_record_caused_by_onec_sync_itself_produ
         .await;
     p.settle_after(0, 17).await;
 
-    // Then every user's records number at most three per platform write (the write, the
-    // filter's flag, the exporter's write-back) plus the writes made on onec-sync's behalf
+    // Then the exports were retried, and retries added no stream record: every user's records
+    // number at most three per platform write (the write, the filter's flag, the exporter's
+    // outcome) plus the writes made on onec-sync's behalf
+    assert!(p.stack.stats().exporter_retries.load(Ordering::Relaxed) >= 3);
     let records = p.stream_records().await;
     let mut per_user: HashMap<String, u64> = HashMap::new();
     for record in &records {
