@@ -18,6 +18,7 @@ pub mod domain;
 pub mod error;
 pub mod export;
 pub mod filter;
+pub mod https;
 pub mod import;
 pub mod mapping;
 pub mod message;

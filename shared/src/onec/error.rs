@@ -210,7 +210,7 @@ mod tests {
         let throttled = OneCError::RateLimited {
             retry_after: Some(Duration::from_secs(3)),
         };
-        let client = reqwest::Client::builder()
+        let client = crate::https::reqwest_builder()
             .timeout(Duration::from_millis(1))
             .build()
             .unwrap();

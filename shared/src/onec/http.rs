@@ -86,7 +86,7 @@ impl HttpCore {
         config
             .validate()
             .map_err(|e| OneCError::InvalidRequest(e.to_string()))?;
-        let client = reqwest::Client::builder()
+        let client = crate::https::reqwest_builder()
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
             .user_agent(concat!("onec-sync/", env!("CARGO_PKG_VERSION")))

@@ -342,7 +342,9 @@ fn no_matches_answer(n: usize) -> ScriptedAnswer {
 /// Sends a raw `$batch` body to the emulator and returns the answer's text.
 async fn raw_batch(emulator: &Emulator, body: &str) -> (u16, String) {
     let config = emulator.handle.config();
-    let response = reqwest::Client::new()
+    let response = shared::https::reqwest_builder()
+        .build()
+        .unwrap()
         .post(format!(
             "{}/odata/standard.odata/$batch",
             emulator.handle.base_url()

@@ -43,7 +43,9 @@ async fn post_directly(emulator: &emulator::Emulator, platform_id: &str, name: &
         "{}/odata/standard.odata/Catalog_Контрагенты?$format=json",
         emulator.handle.base_url()
     );
-    let response = reqwest::Client::new()
+    let response = shared::https::reqwest_builder()
+        .build()
+        .unwrap()
         .post(url)
         .basic_auth(&config.username, Some(&config.password))
         .json(&serde_json::json!({

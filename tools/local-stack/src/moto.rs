@@ -226,7 +226,7 @@ pub fn workspace_root() -> PathBuf {
 /// A client per call: a `MotoServer` may outlive the async runtime that started it (a shared
 /// server in tests), and a client's pooled connections belong to one runtime.
 fn http_client() -> Result<reqwest::Client, MotoError> {
-    reqwest::Client::builder()
+    shared::https::reqwest_builder()
         .timeout(Duration::from_secs(10))
         .build()
         .map_err(MotoError::Http)

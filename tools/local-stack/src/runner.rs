@@ -24,7 +24,7 @@ use crate::moto::{MotoError, MotoServer};
 use crate::spec::{self, create_stack, sdk_config, unique_prefix, StackError, StackOutputs};
 use crate::sqs_poller::{SqsPoller, SqsPollerConfig, SqsPollerError};
 use crate::stream_poller::{OnFailureQueue, StreamPoller, StreamPollerConfig};
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{Region, SdkConfig};
 use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use full_sync::ports::{Continuation, ContinuationError, Deadline};
@@ -242,7 +242,7 @@ pub fn endpoint_from_env() -> Option<String> {
 /// with `us-east-1` and test credentials unless the environment names others.
 async fn sdk_config_from_env() -> SdkConfig {
     let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".to_owned());
-    let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(Region::new(region));
+    let mut loader = shared::https::aws_config_loader().region(Region::new(region));
     if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
         loader = loader.credentials_provider(aws_sdk_sqs::config::Credentials::new(
             "testing",

@@ -1,7 +1,7 @@
 //! The one description of the resources the SAM template defines (`infra/template.yaml`), used
 //! to create them in moto and, by the template test, to check the template against.
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{Region, SdkConfig};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
     StreamSpecification, StreamViewType, TimeToLiveSpecification,
@@ -233,7 +233,7 @@ pub enum StackError {
 /// An SDK configuration for a local endpoint: region `us-east-1` (moto's only region in stream
 /// records), static test credentials, nothing read from the environment or IMDS.
 pub async fn sdk_config(endpoint: &str) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
+    shared::https::aws_config_loader()
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(aws_sdk_sqs::config::Credentials::new(

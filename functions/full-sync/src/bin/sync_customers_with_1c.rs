@@ -106,7 +106,7 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let aws = aws_config::load_from_env().await;
+    let aws = shared::https::aws_config_loader().load().await;
     let runs_table = || {
         cli.runs_table
             .clone()

@@ -17,14 +17,14 @@ pub async fn start_with(config: EmulatorConfig) -> EmulatorHandle {
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
+    shared::https::reqwest_builder()
         .timeout(Duration::from_secs(10))
         .build()
         .expect("client builds")
 }
 
 pub fn client_with_timeout(timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
+    shared::https::reqwest_builder()
         .timeout(timeout)
         .build()
         .expect("client builds")

@@ -1,0 +1,144 @@
+//! One HTTPS stack for the process: rustls on ring, for the AWS SDK and the 1C client alike.
+//!
+//! Both libraries default to AWS-LC, about a megabyte of each bootstrap (docs/benchmarks.md)
+//! for what these functions do not use (post-quantum key exchange, FIPS builds).
+
+use aws_config::BehaviorVersion;
+use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+use std::sync::Once;
+
+/// Makes ring the process's default rustls provider. reqwest is built without a provider of
+/// its own and needs one installed before any client is built; idempotent.
+pub fn install_crypto_provider() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        // An error means another provider came first; any installed provider will do.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// `aws_config::defaults` with the ring-based HTTPS client: the SDK crates are built without
+/// a default client, so every SDK configuration starts here.
+pub fn aws_config_loader() -> aws_config::ConfigLoader {
+    let client = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    aws_config::defaults(BehaviorVersion::latest()).http_client(client)
+}
+
+/// A reqwest builder with the process's crypto provider installed, for clients outside the
+/// 1C adapter (tools, tests).
+pub fn reqwest_builder() -> reqwest::ClientBuilder {
+    install_crypto_provider();
+    reqwest::Client::builder()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::onec::{build_client, Credentials, OneCConfig, Transport};
+    use std::sync::Arc;
+    use tokio::net::TcpListener;
+
+    /// A TLS server on loopback with a self-signed certificate nobody trusts; it reports how
+    /// its first handshake ended.
+    async fn untrusted_tls_server() -> (u16, tokio::task::JoinHandle<std::io::Result<()>>) {
+        let issued = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+        let key =
+            rustls::pki_types::PrivateKeyDer::Pkcs8(issued.signing_key.serialize_der().into());
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![issued.cert.der().clone()], key)
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let handshake = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await?;
+            acceptor.accept(tcp).await.map(drop)
+        });
+        (port, handshake)
+    }
+
+    fn chain_mentions(err: &(dyn std::error::Error + 'static), needle: &str) -> bool {
+        let mut next = Some(err);
+        while let Some(e) = next {
+            if e.to_string().to_lowercase().contains(needle) {
+                return true;
+            }
+            next = e.source();
+        }
+        false
+    }
+
+    #[test]
+    fn installing_the_crypto_provider_makes_ring_the_process_default_and_can_be_repeated() {
+        // When the provider is installed twice
+        install_crypto_provider();
+        install_crypto_provider();
+
+        // Then the process default exists and uses ring's cipher suites
+        let installed = rustls::crypto::CryptoProvider::get_default().expect("a provider");
+        let ring = rustls::crypto::ring::default_provider();
+        assert_eq!(
+            installed.cipher_suites.len(),
+            ring.cipher_suites.len(),
+            "the installed provider is ring's"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_1c_client_negotiates_tls_and_refuses_a_certificate_no_authority_signed() {
+        // Given a 1C publication behind TLS with a self-signed certificate
+        let (port, handshake) = untrusted_tls_server().await;
+        let url = url::Url::parse(&format!("https://127.0.0.1:{port}/base/")).unwrap();
+        let config = OneCConfig::new(
+            url,
+            Transport::Json,
+            Credentials::new("sync", "secret"),
+            false,
+        )
+        .unwrap();
+        let client = build_client(config).unwrap();
+
+        // When the client asks it for a counterparty
+        let err = client.fetch_customer("any").await.unwrap_err();
+
+        // Then the handshake got as far as the certificate, which the client refused
+        assert!(chain_mentions(&err, "certificate"), "{err:?}");
+        let server_side = handshake.await.unwrap().unwrap_err();
+        assert!(chain_mentions(&server_side, "alert"), "{server_side:?}");
+    }
+
+    #[tokio::test]
+    async fn an_sdk_client_from_the_loader_negotiates_tls_and_refuses_a_certificate_no_authority_signed(
+    ) {
+        // Given an AWS endpoint behind TLS with a self-signed certificate
+        let (port, handshake) = untrusted_tls_server().await;
+        let aws = aws_config_loader()
+            .endpoint_url(format!("https://127.0.0.1:{port}"))
+            .region(aws_config::Region::new("eu-central-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "id", "secret", None, None, "test",
+            ))
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .load()
+            .await;
+
+        // When a DynamoDB call is made through it
+        let err = aws_sdk_dynamodb::Client::new(&aws)
+            .list_tables()
+            .send()
+            .await
+            .unwrap_err();
+
+        // Then the call failed on the certificate, after a real handshake with the server
+        assert!(chain_mentions(&err, "certificate"), "{err:?}");
+        let server_side = handshake.await.unwrap().unwrap_err();
+        assert!(chain_mentions(&server_side, "alert"), "{server_side:?}");
+    }
+}
