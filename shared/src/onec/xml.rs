@@ -189,7 +189,7 @@ fn element(
             continue;
         }
         let value = attribute
-            .decode_and_unescape_value(decoder)
+            .decoded_and_normalized_value(quick_xml::XmlVersion::Implicit1_0, decoder)
             .map_err(|_| XmlError::UnknownEntity)?
             .into_owned();
         attributes.push((key, value));

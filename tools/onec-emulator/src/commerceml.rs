@@ -246,7 +246,7 @@ fn open_element(
             .map_err(|e| invalid(&e))?
             .into_owned();
         let value = attribute
-            .decode_and_unescape_value(decoder)
+            .decoded_and_normalized_value(quick_xml::XmlVersion::Implicit1_0, decoder)
             .map_err(|e| invalid(&e))?
             .into_owned();
         attributes.push((key, value));
