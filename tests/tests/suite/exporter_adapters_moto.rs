@@ -3,8 +3,9 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Utc;
-use local_stack::spec::{unique_prefix, StackOutputs};
-use local_stack::{create_stack, sdk_config, MotoServer};
+use integration_tests::moto_stack::{get_row, put_row, MotoStack};
+use local_stack::spec::StackOutputs;
+use local_stack::MotoServer;
 use serde_json::{json, Value};
 use shared::adapters::dynamodb::{DynamoDbCustomerStore, DynamoDbSyncLog};
 use shared::adapters::sqs::SqsMessageControl;
@@ -15,7 +16,6 @@ use shared::ports::{
     MessageControl, StoreError, SyncLog, WriteOutcome,
 };
 use shared::sync_log::{CustomerSyncLog, SyncDetails, SyncLogStatus, SyncOperation};
-use std::collections::HashMap;
 use std::time::Duration;
 
 struct Rig {
@@ -27,15 +27,16 @@ struct Rig {
 }
 
 async fn rig() -> Rig {
-    let moto = MotoServer::start().await.expect("moto starts (make setup)");
-    let aws = sdk_config(moto.endpoint()).await;
-    let stack = create_stack(&aws, &unique_prefix("adapters"))
-        .await
-        .expect("the local stack is created");
-    let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
+    let MotoStack {
+        stack,
+        dynamodb,
+        sqs,
+        moto,
+        ..
+    } = MotoStack::start("adapters").await;
     Rig {
         store: DynamoDbCustomerStore::new(dynamodb.clone(), stack.users_table.clone()),
-        sqs: aws_sdk_sqs::Client::new(&aws),
+        sqs,
         dynamodb,
         stack,
         _moto: moto,
@@ -44,30 +45,11 @@ async fn rig() -> Rig {
 
 impl Rig {
     async fn put(&self, row: Value) {
-        let item: HashMap<String, AttributeValue> =
-            serde_dynamo::to_item(row).expect("the row converts");
-        self.dynamodb
-            .put_item()
-            .table_name(&self.stack.users_table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .expect("PutItem");
+        put_row(&self.dynamodb, &self.stack.users_table, row).await;
     }
 
     async fn row(&self, id: &str) -> Value {
-        let item = self
-            .dynamodb
-            .get_item()
-            .table_name(&self.stack.users_table)
-            .key("id", AttributeValue::S(id.into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .expect("GetItem")
-            .item
-            .expect("the row exists");
-        serde_dynamo::from_item(item).expect("the row reads as JSON")
+        get_row(&self.dynamodb, &self.stack.users_table, id).await
     }
 }
 

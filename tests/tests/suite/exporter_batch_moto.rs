@@ -2,57 +2,26 @@
 //! emulator over OData `$batch`, and the production wiring with `ONEC_BATCH_SIZE` > 1.
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use aws_sdk_dynamodb::types::AttributeValue;
-use exporter::config::{CredentialsSource, ExporterConfig, OneCSettings};
 use exporter::handle;
 use exporter::wiring::build_deps;
 use integration_tests::emulator::Emulator;
-use local_stack::spec::{unique_prefix, MAX_EXPORT_ATTEMPTS};
-use local_stack::{create_stack, sdk_config, MotoServer};
+use integration_tests::moto_stack::{exporter_config, get_row, put_row, MotoStack};
 use serde_json::{json, Value};
-use std::collections::HashMap;
-use std::time::Duration;
 
 #[tokio::test]
 async fn an_invocation_exports_its_customers_in_two_odata_requests_and_a_bad_one_fails_alone() {
     // Given moto, the 1C emulator over OData, and the exporter wired with a batch size of 10
-    let moto = MotoServer::start().await.expect("moto starts (make setup)");
-    let aws = sdk_config(moto.endpoint()).await;
-    let stack = create_stack(&aws, &unique_prefix("exbatch"))
-        .await
-        .expect("the local stack is created");
+    let MotoStack {
+        aws,
+        stack,
+        dynamodb,
+        sqs,
+        moto: _moto,
+    } = MotoStack::start("exbatch").await;
     let emulator = Emulator::start().await;
-    let login = emulator.handle.config();
-    let config = ExporterConfig {
-        users_table: stack.users_table.clone(),
-        sync_log_table: stack.sync_log_table.clone(),
-        priority_queue_url: stack.priority_queue_url.clone(),
-        bulk_queue_url: stack.bulk_queue_url.clone(),
-        dlq_url: stack.dlq_url.clone(),
-        onec: OneCSettings {
-            base_url: emulator.handle.base_url(),
-            transport: "odata".into(),
-            hs_root: login.hs_root.clone(),
-            allow_insecure_http: true,
-            credentials: CredentialsSource::Plain {
-                username: login.username.clone(),
-                password: login.password.clone(),
-            },
-            mapping_file: None,
-            request_timeout: None,
-        },
-        max_attempts: MAX_EXPORT_ATTEMPTS,
-        concurrency: 4,
-        backoff_base: Duration::from_secs(1),
-        backoff_cap: Duration::from_secs(2),
-        breaker_threshold: 3,
-        metrics_namespace: "OnecSync".into(),
-        function_name: "exporter".into(),
-        sync_log_retention_days: 30,
-    };
+    let config = exporter_config(&stack, &emulator, "odata");
     let mut deps = build_deps(&config, &aws).await.expect("wired");
     deps.service.set_batch_size(10);
-    let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
     // And five registered customers, the fourth with an INN that fails its checksum
     let ids: Vec<String> = (1..=5).map(|i| format!("batch-user-{i}")).collect();
     for (i, id) in ids.iter().enumerate() {
@@ -64,14 +33,7 @@ async fn an_invocation_exports_its_customers_in_two_odata_requests_and_a_bad_one
         if i == 3 {
             row["tax_id"] = json!("1234567895");
         }
-        let item: HashMap<String, AttributeValue> = serde_dynamo::to_item(row).expect("an item");
-        dynamodb
-            .put_item()
-            .table_name(&stack.users_table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .expect("the row is stored");
+        put_row(&dynamodb, &stack.users_table, row).await;
     }
     let records: Vec<Value> = ids
         .iter()
@@ -100,17 +62,7 @@ async fn an_invocation_exports_its_customers_in_two_odata_requests_and_a_bad_one
     assert_eq!(odata_requests, 2);
     // And every valid row records its counterparty, the invalid one an error
     for (i, id) in ids.iter().enumerate() {
-        let item = dynamodb
-            .get_item()
-            .table_name(&stack.users_table)
-            .key("id", AttributeValue::S(id.clone()))
-            .consistent_read(true)
-            .send()
-            .await
-            .expect("GetItem")
-            .item
-            .expect("the row exists");
-        let row: Value = serde_dynamo::from_item(item).expect("JSON");
+        let row = get_row(&dynamodb, &stack.users_table, id).await;
         let in_1c = emulator.handle.find_by_platform_id(id);
         if i == 3 {
             assert_eq!(row["sync_status"], json!("error"));
@@ -122,7 +74,7 @@ async fn an_invocation_exports_its_customers_in_two_odata_requests_and_a_bad_one
         }
     }
     // And the invalid customer's message went to the DLQ
-    let dlq = aws_sdk_sqs::Client::new(&aws)
+    let dlq = sqs
         .receive_message()
         .queue_url(&stack.dlq_url)
         .max_number_of_messages(10)

@@ -4,17 +4,16 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
-use exporter::config::{CredentialsSource, ExporterConfig, OneCSettings};
 use exporter::wiring::build_deps;
 use exporter::{handle, Deps, Jitter};
 use integration_tests::emulator::{platform_id, respond, Emulator};
+use integration_tests::moto_stack::{exporter_config, get_row, put_row, MotoStack};
 use local_stack::spec::StackOutputs;
-use local_stack::spec::{unique_prefix, MAX_EXPORT_ATTEMPTS};
+use local_stack::spec::MAX_EXPORT_ATTEMPTS;
 use local_stack::sqs_poller::SqsPollReport;
-use local_stack::{create_stack, sdk_config, MotoServer, SdkConfig, SqsPoller, SqsPollerConfig};
+use local_stack::{MotoServer, SqsPoller, SqsPollerConfig};
 use onec_emulator::{FaultPlan, ScriptedAnswer};
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use std::time::Duration;
 
 /// Long enough for five deliveries with 1–2 s backoffs on a loaded machine.
@@ -32,46 +31,19 @@ struct Rig {
 }
 
 async fn rig() -> Rig {
-    let moto = MotoServer::start().await.expect("moto starts (make setup)");
-    let aws: SdkConfig = sdk_config(moto.endpoint()).await;
-    let stack = create_stack(&aws, &unique_prefix("exporter"))
-        .await
-        .expect("the local stack is created");
+    let MotoStack {
+        aws,
+        stack,
+        dynamodb,
+        sqs,
+        moto,
+    } = MotoStack::start("exporter").await;
     let emulator = Emulator::start().await;
-    let login = emulator.handle.config();
-    let config = ExporterConfig {
-        users_table: stack.users_table.clone(),
-        sync_log_table: stack.sync_log_table.clone(),
-        priority_queue_url: stack.priority_queue_url.clone(),
-        bulk_queue_url: stack.bulk_queue_url.clone(),
-        dlq_url: stack.dlq_url.clone(),
-        onec: OneCSettings {
-            base_url: emulator.handle.base_url(),
-            transport: "json".into(),
-            hs_root: login.hs_root.clone(),
-            allow_insecure_http: true,
-            credentials: CredentialsSource::Plain {
-                username: login.username.clone(),
-                password: login.password.clone(),
-            },
-            mapping_file: None,
-            request_timeout: None,
-        },
-        max_attempts: MAX_EXPORT_ATTEMPTS,
-        concurrency: 4,
-        // Short, deterministic backoffs so retries happen within the test.
-        backoff_base: Duration::from_secs(1),
-        backoff_cap: Duration::from_secs(2),
-        breaker_threshold: 3,
-        metrics_namespace: "OnecSync".into(),
-        function_name: "exporter".into(),
-        sync_log_retention_days: 30,
-    };
+    let config = exporter_config(&stack, &emulator, "json");
     let mut deps = build_deps(&config, &aws)
         .await
         .expect("the exporter wires up");
     deps.settings.jitter = Jitter::Fixed(0.0);
-    let sqs = aws_sdk_sqs::Client::new(&aws);
     let poller = SqsPoller::new(
         sqs.clone(),
         stack.priority_queue_url.clone(),
@@ -85,7 +57,7 @@ async fn rig() -> Rig {
     Rig {
         _moto: moto,
         emulator,
-        dynamodb: aws_sdk_dynamodb::Client::new(&aws),
+        dynamodb,
         sqs,
         stack,
         deps,
@@ -113,30 +85,11 @@ impl Rig {
         if let (Some(row), Value::Object(changes)) = (row.as_object_mut(), changes) {
             row.extend(changes);
         }
-        let item: HashMap<String, AttributeValue> =
-            serde_dynamo::to_item(row).expect("the row converts to an item");
-        self.dynamodb
-            .put_item()
-            .table_name(&self.stack.users_table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .expect("the row is stored");
+        put_row(&self.dynamodb, &self.stack.users_table, row).await;
     }
 
     async fn row(&self, id: &str) -> Value {
-        let item = self
-            .dynamodb
-            .get_item()
-            .table_name(&self.stack.users_table)
-            .key("id", AttributeValue::S(id.into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .expect("GetItem")
-            .item
-            .expect("the row exists");
-        serde_dynamo::from_item(item).expect("the row reads as JSON")
+        get_row(&self.dynamodb, &self.stack.users_table, id).await
     }
 
     /// Sends a registration message; returns its SQS message id.

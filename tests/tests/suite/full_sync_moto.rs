@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use aws_sdk_sqs::types::QueueAttributeName;
-use full_sync::config::{CredentialsSource, FullSyncConfig, OneCSettings};
+use full_sync::config::FullSyncConfig;
 use full_sync::ports::{
     Continuation, ContinuationError, ScanError, ScanPage, ScanSegment, TimeBudget, Unlimited,
     UserScanner,
@@ -15,8 +15,8 @@ use full_sync::wiring::build_deps;
 use full_sync::{handle, Deps, FullSyncError, FullSyncInput, RunReport};
 use futures::stream::{self, StreamExt as _};
 use integration_tests::emulator::Emulator;
-use local_stack::spec::unique_prefix;
-use local_stack::{create_stack, sdk_config, MotoServer, StackOutputs};
+use integration_tests::moto_stack::{onec_settings, MotoStack};
+use local_stack::{MotoServer, StackOutputs};
 use onec_emulator::{CounterpartyFields, CounterpartyKind};
 use serde_json::{json, Value};
 use shared::domain::Customer;
@@ -128,30 +128,20 @@ struct Rig {
 }
 
 async fn rig() -> Rig {
-    let moto = MotoServer::start().await.expect("moto starts (make setup)");
-    let aws = sdk_config(moto.endpoint()).await;
-    let stack = create_stack(&aws, &unique_prefix("full-sync"))
-        .await
-        .expect("the local stack is created");
+    let MotoStack {
+        aws,
+        stack,
+        dynamodb,
+        sqs,
+        moto,
+    } = MotoStack::start("full-sync").await;
     let emulator = Emulator::start().await;
-    let login = emulator.handle.config();
     let config = FullSyncConfig {
         users_table: stack.users_table.clone(),
         sync_runs_table: stack.sync_runs_table.clone(),
         sync_log_table: stack.sync_log_table.clone(),
         bulk_queue_url: stack.bulk_queue_url.clone(),
-        onec: OneCSettings {
-            base_url: emulator.handle.base_url(),
-            transport: "json".into(),
-            hs_root: login.hs_root.clone(),
-            allow_insecure_http: true,
-            credentials: CredentialsSource::Plain {
-                username: login.username.clone(),
-                password: login.password.clone(),
-            },
-            mapping_file: None,
-            request_timeout: None,
-        },
+        onec: onec_settings(&emulator, "json"),
         sync_log_retention_days: 30,
         metrics_namespace: "OnecSync".into(),
         function_name: None,
@@ -171,8 +161,8 @@ async fn rig() -> Rig {
         queue,
         _moto: moto,
         emulator,
-        dynamodb: aws_sdk_dynamodb::Client::new(&aws),
-        sqs: aws_sdk_sqs::Client::new(&aws),
+        dynamodb,
+        sqs,
         stack,
         deps,
         continuation,

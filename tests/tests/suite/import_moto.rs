@@ -5,10 +5,9 @@
 use aws_lambda_events::event::dynamodb::EventRecord;
 use aws_sdk_dynamodb::types::AttributeValue;
 use integration_tests::emulator::Emulator;
+use integration_tests::moto_stack::{get_row, put_row, MotoStack};
 use local_stack::spec::unique_prefix;
-use local_stack::{
-    create_stack, sdk_config, MotoServer, StackOutputs, StreamPoller, StreamPollerConfig,
-};
+use local_stack::{sdk_config, MotoServer, StackOutputs, StreamPoller, StreamPollerConfig};
 use onec_emulator::{CounterpartyFields, CounterpartyKind, CounterpartyPatch, CounterpartyRecord};
 use serde_json::{json, Value};
 use shared::adapters::dynamodb::{DynamoDbCustomerStore, DynamoDbSyncLog};
@@ -34,13 +33,14 @@ struct Rig {
 }
 
 async fn rig() -> Rig {
-    let moto = MotoServer::start().await.expect("moto starts (make setup)");
-    let aws = sdk_config(moto.endpoint()).await;
-    let stack = create_stack(&aws, &unique_prefix("import"))
-        .await
-        .expect("the local stack is created");
+    let MotoStack {
+        aws,
+        stack,
+        dynamodb,
+        sqs,
+        moto,
+    } = MotoStack::start("import").await;
     let emulator = Emulator::start().await;
-    let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
     let service = ImportService::new(
         emulator.client(Transport::Json),
         Arc::new(DynamoDbImportStore::new(
@@ -58,7 +58,7 @@ async fn rig() -> Rig {
         _moto: moto,
         emulator,
         dynamodb,
-        sqs: aws_sdk_sqs::Client::new(&aws),
+        sqs,
         streams: aws_sdk_dynamodbstreams::Client::new(&aws),
         stack,
         service,
@@ -106,13 +106,7 @@ impl Rig {
             "version": 3,
             "loyalty_tier": "gold",
         });
-        self.dynamodb
-            .put_item()
-            .table_name(&self.stack.users_table)
-            .set_item(Some(serde_dynamo::to_item(row).expect("the row converts")))
-            .send()
-            .await
-            .expect("PutItem");
+        put_row(&self.dynamodb, &self.stack.users_table, row).await;
         record
     }
 
@@ -140,18 +134,7 @@ impl Rig {
     }
 
     async fn row(&self, id: &str) -> Value {
-        let item = self
-            .dynamodb
-            .get_item()
-            .table_name(&self.stack.users_table)
-            .key("id", AttributeValue::S(id.into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .expect("GetItem")
-            .item
-            .expect("the row exists");
-        serde_dynamo::from_item(item).expect("the row reads as JSON")
+        get_row(&self.dynamodb, &self.stack.users_table, id).await
     }
 
     async fn customer(&self, id: &str) -> Customer {
@@ -541,13 +524,7 @@ async fn a_user_is_found_by_1c_reference_through_an_index_and_through_a_scan() {
         if let Some(onec_id) = onec_id {
             row["onec_id"] = json!(onec_id);
         }
-        dynamodb
-            .put_item()
-            .table_name(&table)
-            .set_item(Some(serde_dynamo::to_item(row).expect("the row converts")))
-            .send()
-            .await
-            .expect("PutItem");
+        put_row(&dynamodb, &table, row).await;
     }
     let scanning = DynamoDbImportStore::new(dynamodb.clone(), &table);
     let indexed = scanning.clone().with_onec_id_index("onec_id-index");

@@ -5,12 +5,13 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::QueueAttributeName;
-use exporter::config::{CredentialsSource, ExporterConfig, OneCSettings};
+use exporter::config::ExporterConfig;
 use exporter::wiring::build_deps;
 use exporter::{handle, Deps, Jitter};
 use integration_tests::emulator::{platform_id, Emulator};
-use local_stack::spec::{unique_prefix, StackOutputs, MAX_EXPORT_ATTEMPTS};
-use local_stack::{create_stack, sdk_config, MotoServer, SqsPoller, SqsPollerConfig};
+use integration_tests::moto_stack::{exporter_config, get_row, put_row, MotoStack};
+use local_stack::spec::StackOutputs;
+use local_stack::{MotoServer, SqsPoller, SqsPollerConfig};
 use onec_emulator::FaultPlan;
 use serde_json::{json, Value};
 use shared::redrive::{
@@ -36,45 +37,22 @@ struct Rig {
 }
 
 async fn rig() -> Rig {
-    let moto = MotoServer::start().await.expect("moto starts (make setup)");
-    let aws = sdk_config(moto.endpoint()).await;
-    let stack = create_stack(&aws, &unique_prefix("redrive"))
-        .await
-        .expect("the local stack is created");
+    let MotoStack {
+        aws,
+        stack,
+        dynamodb,
+        sqs,
+        moto,
+    } = MotoStack::start("redrive").await;
     let emulator = Emulator::start().await;
-    let login = emulator.handle.config();
     let config = ExporterConfig {
-        users_table: stack.users_table.clone(),
-        sync_log_table: stack.sync_log_table.clone(),
-        priority_queue_url: stack.priority_queue_url.clone(),
-        bulk_queue_url: stack.bulk_queue_url.clone(),
-        dlq_url: stack.dlq_url.clone(),
-        onec: OneCSettings {
-            base_url: emulator.handle.base_url(),
-            transport: "json".into(),
-            hs_root: login.hs_root.clone(),
-            allow_insecure_http: true,
-            credentials: CredentialsSource::Plain {
-                username: login.username.clone(),
-                password: login.password.clone(),
-            },
-            mapping_file: None,
-            request_timeout: None,
-        },
-        max_attempts: MAX_EXPORT_ATTEMPTS,
-        concurrency: 4,
-        backoff_base: Duration::from_secs(1),
         backoff_cap: Duration::from_secs(1),
-        breaker_threshold: 3,
-        metrics_namespace: "OnecSync".into(),
-        function_name: "exporter".into(),
-        sync_log_retention_days: 30,
+        ..exporter_config(&stack, &emulator, "json")
     };
     let mut deps = build_deps(&config, &aws)
         .await
         .expect("the exporter wires up");
     deps.settings.jitter = Jitter::Fixed(0.0);
-    let sqs = aws_sdk_sqs::Client::new(&aws);
     let poller = |url: &str| {
         SqsPoller::new(
             sqs.clone(),
@@ -94,7 +72,7 @@ async fn rig() -> Rig {
     Rig {
         _moto: moto,
         emulator,
-        dynamodb: aws_sdk_dynamodb::Client::new(&aws),
+        dynamodb,
         sqs,
         stack,
         deps,
@@ -120,13 +98,7 @@ impl Rig {
             "sync_status": "pending",
             "version": 1,
         });
-        self.dynamodb
-            .put_item()
-            .table_name(&self.stack.users_table)
-            .set_item(Some(serde_dynamo::to_item(row).expect("the row converts")))
-            .send()
-            .await
-            .expect("PutItem");
+        put_row(&self.dynamodb, &self.stack.users_table, row).await;
     }
 
     /// The platform fixes the INN (a new version).
@@ -189,18 +161,7 @@ impl Rig {
     }
 
     async fn row(&self, id: &str) -> Value {
-        let item = self
-            .dynamodb
-            .get_item()
-            .table_name(&self.stack.users_table)
-            .key("id", AttributeValue::S(id.into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .expect("GetItem")
-            .item
-            .expect("the row exists");
-        serde_dynamo::from_item(item).expect("the row reads as JSON")
+        get_row(&self.dynamodb, &self.stack.users_table, id).await
     }
 
     /// Three dead letters: a registration whose retries ran out while 1C was down (moved by
