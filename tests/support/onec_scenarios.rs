@@ -342,3 +342,35 @@ pub async fn a_timed_out_write_that_1c_committed_is_not_duplicated_by_the_retry(
     assert_eq!(emulator.count_for(&cp.platform_id), 1);
     emulator.stop().await;
 }
+
+/// The scenarios above as `#[tokio::test]`s of the calling module, for one transport: each
+/// transport's suite runs every one of them under its own name.
+#[macro_export]
+macro_rules! every_transport_scenario {
+    ($transport:expr) => {
+        #[tokio::test]
+        async fn an_update_with_the_same_platform_id_keeps_one_counterparty() {
+            $crate::onec_scenarios::an_update_with_the_same_platform_id_keeps_one_counterparty($transport).await;
+        }
+        #[tokio::test]
+        async fn what_was_written_reads_back_by_reference_and_by_platform_id() {
+            $crate::onec_scenarios::what_was_written_reads_back_by_reference_and_by_platform_id($transport).await;
+        }
+        #[tokio::test]
+        async fn unknown_ids_are_reported_as_absent() {
+            $crate::onec_scenarios::unknown_ids_are_reported_as_absent($transport).await;
+        }
+        #[tokio::test]
+        async fn changes_made_in_1c_are_listed_once_in_order() {
+            $crate::onec_scenarios::changes_made_in_1c_are_listed_once_in_order($transport).await;
+        }
+        #[tokio::test]
+        async fn a_lost_response_followed_by_a_retry_creates_no_duplicate() {
+            $crate::onec_scenarios::a_lost_response_followed_by_a_retry_creates_no_duplicate($transport).await;
+        }
+        #[tokio::test]
+        async fn a_timed_out_write_that_1c_committed_is_not_duplicated_by_the_retry() {
+            $crate::onec_scenarios::a_timed_out_write_that_1c_committed_is_not_duplicated_by_the_retry($transport).await;
+        }
+    };
+}
