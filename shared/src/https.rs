@@ -4,6 +4,7 @@
 //! for what these functions do not use (post-quantum key exchange, FIPS builds).
 
 use aws_config::BehaviorVersion;
+use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
 use std::sync::Once;
 
@@ -18,11 +19,22 @@ pub fn install_crypto_provider() {
 }
 
 /// `aws_config::defaults` with the ring-based HTTPS client: the SDK crates are built without
-/// a default client, so every SDK configuration starts here.
+/// a default client, so every SDK configuration starts here. The connector is set up as the
+/// SDK's default one is (timeouts and sleep from the client's configuration, HTTP(S)_PROXY and
+/// NO_PROXY from the environment); only the crypto differs.
 pub fn aws_config_loader() -> aws_config::ConfigLoader {
-    let client = aws_smithy_http_client::Builder::new()
-        .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .build_https();
+    let client = aws_smithy_http_client::Builder::new().build_with_connector_fn(
+        |settings, runtime_components| {
+            let mut connector = aws_smithy_http_client::ConnectorBuilder::default()
+                .tls_provider(Provider::Rustls(CryptoMode::Ring));
+            connector.set_connector_settings(settings.cloned());
+            if let Some(components) = runtime_components {
+                connector.set_sleep_impl(components.sleep_impl());
+            }
+            connector.set_proxy_config(Some(ProxyConfig::from_env()));
+            connector.build()
+        },
+    );
     aws_config::defaults(BehaviorVersion::latest()).http_client(client)
 }
 
