@@ -6,6 +6,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use exporter::config::ExporterConfig;
 use local_stack::spec::{unique_prefix, StackOutputs, MAX_EXPORT_ATTEMPTS};
 use local_stack::{create_stack, sdk_config, MotoServer, SdkConfig};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use shared::config::{CredentialsSource, OneCSettings};
 use std::collections::HashMap;
@@ -52,8 +53,12 @@ pub async fn put_row(dynamodb: &aws_sdk_dynamodb::Client, table: &str, row: Valu
         .expect("the row is stored");
 }
 
-/// The row `id` of `table` as JSON, read consistently; it must exist.
-pub async fn get_row(dynamodb: &aws_sdk_dynamodb::Client, table: &str, id: &str) -> Value {
+/// The row `id` of `table` (as JSON or a `Customer`), read consistently; it must exist.
+pub async fn get_row<T: DeserializeOwned>(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    id: &str,
+) -> T {
     let item = dynamodb
         .get_item()
         .table_name(table)
@@ -64,7 +69,7 @@ pub async fn get_row(dynamodb: &aws_sdk_dynamodb::Client, table: &str, id: &str)
         .expect("GetItem")
         .item
         .expect("the row exists");
-    serde_dynamo::from_item(item).expect("the row reads as JSON")
+    serde_dynamo::from_item(item).expect("the row reads as the type asked for")
 }
 
 /// A function's 1C settings for `emulator` over `transport`, with the emulator's plain login.

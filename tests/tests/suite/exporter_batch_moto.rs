@@ -62,7 +62,7 @@ async fn an_invocation_exports_its_customers_in_two_odata_requests_and_a_bad_one
     assert_eq!(odata_requests, 2);
     // And every valid row records its counterparty, the invalid one an error
     for (i, id) in ids.iter().enumerate() {
-        let row = get_row(&dynamodb, &stack.users_table, id).await;
+        let row: Value = get_row(&dynamodb, &stack.users_table, id).await;
         let in_1c = emulator.handle.find_by_platform_id(id);
         if i == 3 {
             assert_eq!(row["sync_status"], json!("error"));

@@ -2,6 +2,7 @@
 //! the real conditional flag write.
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use integration_tests::moto_stack::get_row;
 use local_stack::spec::unique_prefix;
 use local_stack::{
     create_stack, sdk_config, MotoServer, StackOutputs, StreamPoller, StreamPollerConfig,
@@ -87,18 +88,7 @@ impl Fixture {
     }
 
     async fn row(&self, id: &str) -> Customer {
-        let item = self
-            .dynamodb
-            .get_item()
-            .table_name(&self.stack.users_table)
-            .key("id", AttributeValue::S(id.into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .unwrap()
-            .item
-            .unwrap();
-        serde_dynamo::from_item(item).unwrap()
+        get_row(&self.dynamodb, &self.stack.users_table, id).await
     }
 
     /// Runs the stream through the real handler until nothing new arrives.

@@ -8,6 +8,7 @@ use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use integration_tests::emulator::respond;
+use integration_tests::moto_stack::get_row;
 use local_stack::runner::{LocalStack, LocalStackOptions};
 use local_stack::{StreamPoller, StreamPollerConfig};
 use onec_emulator::ScriptedAnswer;
@@ -109,18 +110,7 @@ impl Pipeline {
     }
 
     async fn row(&self, id: &str) -> Customer {
-        let item = self
-            .dynamodb
-            .get_item()
-            .table_name(&self.stack.outputs().users_table)
-            .key("id", s(id))
-            .consistent_read(true)
-            .send()
-            .await
-            .expect("GetItem")
-            .item
-            .expect("the row exists");
-        serde_dynamo::from_item(item).expect("the row reads as a customer")
+        get_row(&self.dynamodb, &self.stack.outputs().users_table, id).await
     }
 
     /// Polls the row until `done` holds.
