@@ -93,14 +93,17 @@ mod tests {
         install_crypto_provider();
         install_crypto_provider();
 
-        // Then the process default exists and uses ring's cipher suites
+        // Then the process default exists with ring's cipher suites and key exchanges
         let installed = rustls::crypto::CryptoProvider::get_default().expect("a provider");
         let ring = rustls::crypto::ring::default_provider();
-        assert_eq!(
-            installed.cipher_suites.len(),
-            ring.cipher_suites.len(),
-            "the installed provider is ring's"
-        );
+        let suites = |p: &rustls::crypto::CryptoProvider| -> Vec<_> {
+            p.cipher_suites.iter().map(|s| s.suite()).collect()
+        };
+        let groups = |p: &rustls::crypto::CryptoProvider| -> Vec<_> {
+            p.kx_groups.iter().map(|g| g.name()).collect()
+        };
+        assert_eq!(suites(installed), suites(&ring));
+        assert_eq!(groups(installed), groups(&ring));
     }
 
     #[tokio::test]
