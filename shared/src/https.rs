@@ -3,10 +3,22 @@
 //! Both libraries default to AWS-LC, about a megabyte of each bootstrap (docs/benchmarks.md)
 //! for what these functions do not use (post-quantum key exchange, FIPS builds).
 
-use aws_config::BehaviorVersion;
+use aws_config::environment::{
+    EnvironmentVariableCredentialsProvider, EnvironmentVariableRegionProvider,
+};
+use aws_config::identity::IdentityCache;
+use aws_config::meta::region::ProvideRegion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_runtime::env_config::EnvConfigValue;
 use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+use aws_types::os_shim_internal::Env;
+use aws_types::sdk_config::{SharedCredentialsProvider, SharedHttpClient};
+use aws_types::service_config::{LoadServiceConfig, ServiceConfigKey};
 use std::sync::Once;
+use std::time::Duration;
 
 /// Makes ring the process's default rustls provider. reqwest is built without a provider of
 /// its own and needs one installed before any client is built; idempotent.
@@ -18,12 +30,63 @@ pub fn install_crypto_provider() {
     });
 }
 
-/// `aws_config::defaults` with the ring-based HTTPS client: the SDK crates are built without
-/// a default client, so every SDK configuration starts here. The connector is set up as the
-/// SDK's default one is (timeouts and sleep from the client's configuration, HTTP(S)_PROXY and
-/// NO_PROXY from the environment); only the crypto differs.
+/// `aws_config::defaults` with the ring-based HTTPS client, for programs that run anywhere
+/// (tools, tests, the operator's command): the SDK crates are built without a default client,
+/// so every such SDK configuration starts here.
 pub fn aws_config_loader() -> aws_config::ConfigLoader {
-    let client = aws_smithy_http_client::Builder::new().build_with_connector_fn(
+    aws_config::defaults(BehaviorVersion::latest()).http_client(sdk_http_client())
+}
+
+/// The SDK configuration of a Lambda function, from what Lambda puts in its environment: the
+/// region (`AWS_REGION`), the execution role's credentials (`AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`) and, for the local stack, endpoints
+/// (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`). Retries and the connect timeout are the
+/// SDK's defaults. `aws_config::defaults` would also link every other credential source
+/// (profiles, SSO, web identity with its STS client, ECS, IMDS), which Lambda never uses and
+/// which weighed about a megabyte of each bootstrap (docs/benchmarks.md).
+pub async fn lambda_sdk_config() -> SdkConfig {
+    let region = EnvironmentVariableRegionProvider::new().region().await;
+    SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(region)
+        .credentials_provider(SharedCredentialsProvider::new(
+            EnvironmentVariableCredentialsProvider::new(),
+        ))
+        .http_client(sdk_http_client())
+        .identity_cache(IdentityCache::lazy().build())
+        .retry_config(RetryConfig::standard())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(SDK_DEFAULT_CONNECT_TIMEOUT)
+                .build(),
+        )
+        .service_config(EndpointsFromEnv(Env::real()))
+        .build()
+}
+
+/// aws-config's own default; its constant is private.
+const SDK_DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(3100);
+
+/// `AWS_ENDPOINT_URL_<SERVICE>`, else `AWS_ENDPOINT_URL`, as `aws_config::defaults` reads
+/// them (without the shared config file's `services` sections).
+#[derive(Debug)]
+struct EndpointsFromEnv(Env);
+
+impl LoadServiceConfig for EndpointsFromEnv {
+    fn load_config(&self, key: ServiceConfigKey<'_>) -> Option<String> {
+        EnvConfigValue::new()
+            .env(key.env())
+            .service_id(key.service_id())
+            .load(&self.0, None)
+            .map(|(value, _)| value.into_owned())
+    }
+}
+
+/// The SDK's HTTPS client on ring, set up as the SDK's default one is (timeouts and sleep from
+/// the client's configuration, HTTP(S)_PROXY and NO_PROXY from the environment); only the
+/// crypto differs.
+fn sdk_http_client() -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new().build_with_connector_fn(
         |settings, runtime_components| {
             let mut connector = aws_smithy_http_client::ConnectorBuilder::default()
                 .tls_provider(Provider::Rustls(CryptoMode::Ring));
@@ -34,8 +97,7 @@ pub fn aws_config_loader() -> aws_config::ConfigLoader {
             connector.set_proxy_config(Some(ProxyConfig::from_env()));
             connector.build()
         },
-    );
-    aws_config::defaults(BehaviorVersion::latest()).http_client(client)
+    )
 }
 
 /// A reqwest builder with the process's crypto provider installed, for clients outside the

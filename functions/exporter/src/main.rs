@@ -10,7 +10,7 @@ async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let config = ExporterConfig::from_env()?;
     let batch_size = batch_size_from_env()?;
-    let aws = shared::https::aws_config_loader().load().await;
+    let aws = shared::https::lambda_sdk_config().await;
     let mut deps = build_deps_warmed(&config, &aws, ONEC_WARM_UP_TIMEOUT).await?;
     deps.service.set_batch_size(batch_size);
     let deps = &deps;

@@ -10,7 +10,7 @@ use lambda_runtime::{run, service_fn, tracing, Error, LambdaEvent};
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let config = FullSyncConfig::from_env()?;
-    let aws = shared::https::aws_config_loader().load().await;
+    let aws = shared::https::lambda_sdk_config().await;
     let deps = build_deps(&config, &aws).await?;
     let deps = &deps;
     run(service_fn(

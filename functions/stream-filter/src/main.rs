@@ -10,7 +10,7 @@ use stream_filter::{handle, Deps, FilterConfig};
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let config = FilterConfig::from_env()?;
-    let aws = shared::https::aws_config_loader().load().await;
+    let aws = shared::https::lambda_sdk_config().await;
     let function_name =
         std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "stream-filter".to_owned());
     let deps = Deps {
