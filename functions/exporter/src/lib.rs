@@ -112,6 +112,7 @@ pub async fn handle(
     event: SqsEvent,
 ) -> Result<SqsBatchResponse, lambda_runtime::Error> {
     let breaker = CircuitBreaker::new(deps.settings.breaker_threshold);
+    let messages = event.records.len();
     let failures: Vec<String> = if deps.service.batch_size() > 1 {
         handle_batched(deps, &breaker, event.records).await
     } else {
@@ -125,6 +126,7 @@ pub async fn handle(
             .collect()
             .await
     };
+    tracing::info!(messages, redelivered = failures.len(), "batch done");
     let mut response = SqsBatchResponse::default();
     for id in failures {
         response.add_failure(id);
@@ -474,7 +476,9 @@ impl Attempt<'_> {
                     latency.num_milliseconds() as f64,
                     &[(Dimension::Lane, lane)],
                 );
-                tracing::info!(outcome = ?outcome, "exported");
+                // Debug, not info: the sync log already records every export, and at ~550 bytes
+                // a line this was most of the exporter's log bill (docs/benchmarks.md, cost).
+                tracing::debug!(outcome = ?outcome, "exported");
             }
             ExportOutcome::Skipped(reason) => {
                 metrics.count(EXPORT_SKIPPED, 1, &[(Dimension::Reason, reason.as_str())]);
