@@ -43,7 +43,7 @@ pub fn aws_config_loader() -> aws_config::ConfigLoader {
 /// (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`). Retries and the connect timeout are the
 /// SDK's defaults. `aws_config::defaults` would also link every other credential source
 /// (profiles, SSO, web identity with its STS client, ECS, IMDS), which Lambda never uses and
-/// which weighed about a megabyte of each bootstrap (docs/benchmarks.md).
+/// which weighed about 0.7 MB of each bootstrap (docs/benchmarks.md).
 pub async fn lambda_sdk_config() -> SdkConfig {
     let region = EnvironmentVariableRegionProvider::new().region().await;
     SdkConfig::builder()

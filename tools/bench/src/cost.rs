@@ -13,9 +13,19 @@ pub struct Prices {
     pub sqs_request: f64,
     pub dynamodb_wru: f64,
     pub dynamodb_rru: f64,
+    /// Not in the notes: provisioned capacity per WCU-hour and RCU-hour, and 1-year reserved
+    /// capacity (per 100 units: $150 / $30 upfront plus $0.0128 / $0.0025 an hour), us-east-1
+    /// (AWS pricing page for provisioned capacity, via secondary sources).
+    pub wcu_hour: f64,
+    pub rcu_hour: f64,
+    pub reserved_wcu_hour: f64,
+    pub reserved_rcu_hour: f64,
     /// Not in the notes: CloudWatch Logs standard ingestion, $0.50/GB (AWS pricing page).
     pub logs_per_gb: f64,
 }
+
+/// The issue's target, dollars per million exports.
+const TARGET: f64 = 0.60;
 
 pub const PRICES: Prices = Prices {
     lambda_request: 0.20 / 1e6,
@@ -23,8 +33,58 @@ pub const PRICES: Prices = Prices {
     sqs_request: 0.40 / 1e6,
     dynamodb_wru: 0.625 / 1e6,
     dynamodb_rru: 0.125 / 1e6,
+    wcu_hour: 0.000_65,
+    rcu_hour: 0.000_13,
+    // The upfront fee spread over the year's 8,760 hours, per unit.
+    reserved_wcu_hour: (150.0 / 8760.0 + 0.0128) / 100.0,
+    reserved_rcu_hour: (30.0 / 8760.0 + 0.0025) / 100.0,
     logs_per_gb: 0.50,
 };
+
+/// How the tables' reads and writes are paid for.
+#[derive(Debug, Clone, Copy)]
+pub enum Capacity {
+    OnDemand,
+    /// Provisioned with auto scaling holding consumption at this share of the capacity.
+    Provisioned {
+        utilisation: f64,
+    },
+    /// Provisioned and bought as 1-year reserved capacity, at this utilisation.
+    Reserved {
+        utilisation: f64,
+    },
+}
+
+impl Capacity {
+    /// Dollars per write unit and per read unit consumed.
+    fn unit_prices(self, prices: &Prices) -> (f64, f64) {
+        // A capacity unit serves one request unit per second: 3,600 an hour at full use.
+        let per_unit = |hourly: f64, utilisation: f64| hourly / 3600.0 / utilisation;
+        match self {
+            Capacity::OnDemand => (prices.dynamodb_wru, prices.dynamodb_rru),
+            Capacity::Provisioned { utilisation } => (
+                per_unit(prices.wcu_hour, utilisation),
+                per_unit(prices.rcu_hour, utilisation),
+            ),
+            Capacity::Reserved { utilisation } => (
+                per_unit(prices.reserved_wcu_hour, utilisation),
+                per_unit(prices.reserved_rcu_hour, utilisation),
+            ),
+        }
+    }
+
+    fn describe(self) -> String {
+        match self {
+            Capacity::OnDemand => "on-demand".to_owned(),
+            Capacity::Provisioned { utilisation } => {
+                format!("provisioned, auto scaling at {:.0} %", utilisation * 100.0)
+            }
+            Capacity::Reserved { utilisation } => {
+                format!("1-year reserved, {:.0} % used", utilisation * 100.0)
+            }
+        }
+    }
+}
 
 /// What one export costs in each unit, for a traffic shape.
 #[derive(Debug, Clone, Copy)]
@@ -71,7 +131,7 @@ fn billed_ms(ms: f64) -> f64 {
 }
 
 /// Cost of `exports` exports of this shape.
-pub fn cost(shape: &Shape, prices: &Prices, exports: f64) -> Breakdown {
+pub fn cost(shape: &Shape, prices: &Prices, capacity: Capacity, exports: f64) -> Breakdown {
     let filter_invocations = exports * shape.filter_records / shape.filter_batch;
     let exporter_invocations = exports / shape.exporter_batch;
     let gb = |mb: f64| mb / 1024.0;
@@ -93,7 +153,10 @@ pub fn cost(shape: &Shape, prices: &Prices, exports: f64) -> Breakdown {
         lambda_requests: (filter_invocations + exporter_invocations) * prices.lambda_request,
         lambda_duration: (filter_gb_s + exporter_gb_s + init_gb_s) * prices.lambda_gb_s_arm64,
         sqs: sqs_requests * prices.sqs_request,
-        dynamodb: exports * (shape.wru * prices.dynamodb_wru + shape.rru * prices.dynamodb_rru),
+        dynamodb: {
+            let (wru, rru) = capacity.unit_prices(prices);
+            exports * (shape.wru * wru + shape.rru * rru)
+        },
         logs: exports * shape.log_bytes / 1e9 * prices.logs_per_gb,
     }
 }
@@ -215,13 +278,12 @@ pub fn run() -> anyhow::Result<()> {
         log_bytes: 3.0 * filter_log + exporter_log / 10.0,
         ..base
     };
-    // The levers within reach of configuration: registrations written already flagged by the
-    // platform (no flag write, and its stream record is gone too), a sync log row only for
-    // failures, the exporter's per-customer INFO line off (AWS_LAMBDA_LOG_LEVEL=WARN: EMF only).
-    let lean = Shape {
+    // Story AC 2: the platform itself sets `needs_1c_export` when it writes a registration, so
+    // the filter has no flag to write (and no stream record of its own write to ignore).
+    let platform_flags = Shape {
         filter_records: 2.0,
-        wru: 1.0,
-        log_bytes: 2.0 * filter_log / 100.0 + emf_bytes.unwrap_or(70.0),
+        wru: 2.0,
+        log_bytes: 2.0 * filter_log / 100.0 + exporter_log / 10.0,
         ..base
     };
     let full_sync = Shape {
@@ -232,36 +294,68 @@ pub fn run() -> anyhow::Result<()> {
     };
 
     let million = 1e6;
+    // Auto scaling's usual target; reserved capacity is bought for the steady base.
+    let provisioned = Capacity::Provisioned { utilisation: 0.7 };
+    let reserved = Capacity::Reserved { utilisation: 0.7 };
     let rows = [
         (
-            "Batched (ESM batches full: 100 records, 10 messages)",
-            cost(&base, &PRICES, million),
+            "Batched, the filter sets the flag",
+            Capacity::OnDemand,
+            cost(&base, &PRICES, Capacity::OnDemand, million),
         ),
         (
-            "Trickle (every record and message alone)",
-            cost(&trickle, &PRICES, million),
+            "Batched, the platform sets the flag (story AC 2)",
+            Capacity::OnDemand,
+            cost(&platform_flags, &PRICES, Capacity::OnDemand, million),
         ),
         (
-            "Batched, lean: no flag write, sync log on failure only, WARN logs",
-            cost(&lean, &PRICES, million),
+            "Batched, the platform sets the flag",
+            provisioned,
+            cost(&platform_flags, &PRICES, provisioned, million),
+        ),
+        (
+            "Batched, the platform sets the flag",
+            reserved,
+            cost(&platform_flags, &PRICES, reserved, million),
+        ),
+        (
+            "Trickle (every record and message alone), the filter sets the flag",
+            Capacity::OnDemand,
+            cost(&trickle, &PRICES, Capacity::OnDemand, million),
         ),
     ];
     let mut table = String::from(
-        "| Traffic shape | Lambda requests | Lambda GB-s (arm64) | SQS | DynamoDB | Logs | **Total per 1M exports** |\n|---|---:|---:|---:|---:|---:|---:|\n",
+        "| Traffic shape | DynamoDB capacity | Lambda requests | Lambda GB-s (arm64) | SQS | DynamoDB | Logs | **Total per 1M exports** |\n|---|---|---:|---:|---:|---:|---:|---:|\n",
     );
-    for (name, b) in &rows {
+    for (name, capacity, b) in &rows {
         table.push_str(&format!(
-            "| {name} | ${:.3} | ${:.3} | ${:.3} | ${:.3} | ${:.3} | **${:.2}** {} |\n",
+            "| {name} | {} | ${:.3} | ${:.3} | ${:.3} | ${:.3} | ${:.3} | **${:.2}** {} |\n",
+            capacity.describe(),
             b.lambda_requests,
             b.lambda_duration,
             b.sqs,
             b.dynamodb,
             b.logs,
             b.total(),
-            if b.total() <= 0.60 { "✅" } else { "❌" }
+            if b.total() <= TARGET { "✅" } else { "❌" }
         ));
     }
-    let sync = cost(&full_sync, &PRICES, million);
+    let (provisioned_wru, provisioned_rru) = provisioned.unit_prices(&PRICES);
+    let (reserved_wru, reserved_rru) = reserved.unit_prices(&PRICES);
+    let meeting: Vec<String> = rows
+        .iter()
+        .filter(|(_, _, b)| b.total() <= TARGET)
+        .map(|(name, capacity, b)| format!("{name}, {} (${:.2})", capacity.describe(), b.total()))
+        .collect();
+    let verdict = if meeting.is_empty() {
+        format!("**The ≤ ${TARGET:.2} target is not met by any row.**")
+    } else {
+        format!(
+            "**The ≤ ${TARGET:.2} target is met only by: {}.**",
+            meeting.join("; ")
+        )
+    };
+    let sync = cost(&full_sync, &PRICES, Capacity::OnDemand, million);
     // Scan of 1M rows of ~0.6 KB, eventually consistent: 0.5 RRU per 4 KB.
     let scan_rru = million * 0.6 / 4.0 * 0.5;
     let scan_cost = scan_rru * PRICES.dynamodb_rru;
@@ -279,8 +373,10 @@ pub fn run() -> anyhow::Result<()> {
     doc::save_figures(
         "cost",
         &json!({
-            "batched_per_million": rows[0].1.total(),
-            "trickle_per_million": rows[1].1.total(),
+            "batched_per_million": rows[0].2.total(),
+            "batched_platform_flag_per_million": rows[1].2.total(),
+            "batched_platform_flag_reserved_per_million": rows[3].2.total(),
+            "trickle_per_million": rows[4].2.total(),
             "full_sync_1m": sync_total,
         }),
     )?;
@@ -292,20 +388,23 @@ pub fn run() -> anyhow::Result<()> {
          Lambda GB-s      = N·R/Bf × ⌈tf·Bf⌉ ms × Mf + N/Be × ⌈te·Be⌉ ms × Me (+ init ms × invocations / {:.0})\n\
                             × $0.0000133334 per GB-s (arm64)\n\
          SQS              = N/Be × 3 (SendMessageBatch, ReceiveMessage, DeleteMessageBatch) × $0.40/1M\n\
-         DynamoDB         = N × (3 WRU × $0.625/1M + 1 RRU × $0.125/1M)\n\
+         DynamoDB         = N × (W WRU × price per WRU + 1 RRU × price per RRU)\n\
+                            on-demand $0.625/1M WRU, $0.125/1M RRU; provisioned: hourly price per\n\
+                            capacity unit ÷ (3600 × utilisation)\n\
          Stream reads     = free (GetRecords by a Lambda trigger, DynamoDB dev guide)\n\
          Logs             = N × log bytes per export × $0.50/GB\n\
          ```\n\n\
-         Inputs: R = 3 stream records per registration reach the filter (the INSERT, its own \
-         flag write, the exporter's write-back: all pass the ESM FilterCriteria and are ignored \
-         by the function); tf = {filter_ms_per_record:.2} ms per record (the filter's warm \
+         Inputs: R = 3 stream records per registration reach the filter when the filter sets \
+         the flag (the INSERT, its own flag write, the exporter's write-back: all pass the ESM \
+         FilterCriteria and are ignored by the function), 2 when the platform writes the \
+         registration already flagged, as story AC 2 has it; tf = {filter_ms_per_record:.2} ms per record (the filter's warm \
          invocation over the 5-record sample ÷ 5, flag writes and SQS sends to moto included); \
          te = {batched_ms_per_customer:.1} ms per customer in a batch of 10 at 1C latency \
          {latency_ms:.0} ms (throughput bench, one wave per batch), {:.0} ms alone (latency + \
          {overhead_ms:.0} ms of AWS calls); Mf = Me = 256 MB (template); init {filter_init_ms:.1} / \
-         {exporter_init_ms:.1} ms, one cold start per {:.0} invocations; WRU: the filter's flag \
-         write, the write-back, the sync log row (each ≤ 1 KB); RRU: the exporter's consistent \
-         read; log bytes: {filter_log:.0} B per filter invocation, {exporter_log:.0} B per \
+         {exporter_init_ms:.1} ms, one cold start per {:.0} invocations; W = 3 WRU (the filter's flag \
+         write, the write-back, the sync log row, each ≤ 1 KB) or 2 when the platform sets the \
+         flag; RRU: the exporter's consistent read; log bytes: {filter_log:.0} B per filter invocation, {exporter_log:.0} B per \
          exporter invocation (everything the functions printed in the cold start runs, JSON \
          logs and EMF; EMF alone {} B per customer).\n\n{table}\n\
          Prices: Lambda $0.20/1M requests and $0.0000133334/GB-s arm64, SQS $0.40/1M, DynamoDB \
@@ -316,16 +415,20 @@ pub fn run() -> anyhow::Result<()> {
          page). Not per export: the ESM's idle long polls (≈ 5 pollers × 3/min per queue, \
          ≈ $0.26 per queue-month), Secrets Manager reads (one per cold start), and custom metrics \
          per unique dimension set.\n\n\
-         **The ≤ $0.60 target is not met, and cannot be on on-demand DynamoDB**: every export \
-         writes the row back (the story's `onec_id`), and that one write is ${:.3} per million \
-         at $0.625/1M WRU; today three writes per export (the filter's flag, the write-back, the \
-         sync log row) make DynamoDB ${:.2} of the total. Lambda is small once batched: 1C's \
-         latency sets the exporter's bill (Lambda bills the wait), and batches of 10 at a \
-         concurrency that divides 10 share one wait among ten customers; alone, each customer \
-         pays a whole round trip and every stream record and message a request. The next \
-         levers, in order: the write count (the lean row), provisioned capacity for the tables \
-         (not priced here — not in the notes), batching windows on the queues (a few seconds \
-         keep the 15-minute promise), and the batch calls to 1C.\n\n\
+         Provisioned capacity $0.00065 per WCU-hour and $0.00013 per RCU-hour; 1-year reserved \
+         capacity $150 upfront + $0.0128/hour per 100 WCU and $30 + $0.0025/hour per 100 RCU \
+         (us-east-1; not in the notes: AWS's provisioned pricing page, via secondary sources). \
+         Per write consumed that is ${:.3}/1M provisioned and ${:.3}/1M reserved at 70 % \
+         utilisation (reads ${:.3} and ${:.3}/1M), against $0.625/1M on demand.\n\n\
+         {verdict} Every export writes the user row back (the story's `onec_id`) and appends \
+         its sync log row (the story's `CustomerSyncLog`); on on-demand DynamoDB those two \
+         writes alone are ${:.2} per million. The `users` table's capacity mode is the \
+         platform's choice and the template's own tables are on-demand (`PAY_PER_REQUEST`), \
+         so the reserved row is what a steady, high-volume platform could reach, not what the \
+         template deploys. Lambda is small once batched: 1C's latency sets the exporter's bill \
+         (Lambda bills the wait), and batches of 10 at a concurrency that divides 10 share one \
+         wait among ten customers; alone, each customer pays a whole round trip and every \
+         stream record and message a request.\n\n\
          **Full sync of 1M users** (all exported through the bulk queue in batches of 10; the \
          write-back's stream record is the filter's only one; Scan of 1M rows of ~0.6 KB at \
          0.5 RRU per 4 KB = {scan_rru:.0} RRU; the full-sync function {sync_seconds:.0} s at \
@@ -335,8 +438,11 @@ pub fn run() -> anyhow::Result<()> {
         trickle.exporter_ms_per_customer,
         base.invocations_per_cold_start,
         emf_bytes.map_or_else(|| "not measured".to_owned(), |b| format!("{b:.0}")),
-        million * PRICES.dynamodb_wru,
-        rows[0].1.dynamodb,
+        million * provisioned_wru,
+        million * reserved_wru,
+        million * provisioned_rru,
+        million * reserved_rru,
+        2.0 * million * PRICES.dynamodb_wru,
         sync.total(),
         if assumed.is_empty() {
             String::new()
@@ -372,7 +478,7 @@ mod tests {
     #[test]
     fn one_second_at_one_gigabyte_costs_one_gb_second_plus_a_millisecond_of_filter() {
         // Given one export whose exporter runs 1 s at 1 GB and whose filter runs under 1 ms
-        let b = cost(&shape(), &PRICES, 1.0);
+        let b = cost(&shape(), &PRICES, Capacity::OnDemand, 1.0);
         // Then the filter is billed its minimum of 1 ms, the exporter 1 GB-s
         let expected = (1.0 + 0.001) * PRICES.lambda_gb_s_arm64;
         assert!((b.lambda_duration - expected).abs() < 1e-15);
@@ -394,10 +500,28 @@ mod tests {
             filter_batch: 10.0,
             ..alone
         };
-        let (a, b) = (cost(&alone, &PRICES, 1e6), cost(&batched, &PRICES, 1e6));
+        let (a, b) = (
+            cost(&alone, &PRICES, Capacity::OnDemand, 1e6),
+            cost(&batched, &PRICES, Capacity::OnDemand, 1e6),
+        );
         // Then requests drop tenfold and DynamoDB stays
         assert!((a.lambda_requests / b.lambda_requests - 10.0).abs() < 1e-9);
         assert!((a.sqs / b.sqs - 10.0).abs() < 1e-9);
         assert_eq!(a.dynamodb, b.dynamodb);
+    }
+
+    #[test]
+    fn capacity_used_in_full_costs_its_hourly_price_spread_over_the_hours_requests() {
+        // Given provisioned capacity used in full and at 70 %
+        let (full_wru, full_rru) = Capacity::Provisioned { utilisation: 1.0 }.unit_prices(&PRICES);
+        let (wru, _) = Capacity::Provisioned { utilisation: 0.7 }.unit_prices(&PRICES);
+        // Then a write unit consumed costs the WCU-hour over 3,600 writes, more when idle part
+        // of the time
+        assert!((full_wru - 0.00065 / 3600.0).abs() < 1e-15);
+        assert!((full_rru - 0.00013 / 3600.0).abs() < 1e-15);
+        assert!((wru - full_wru / 0.7).abs() < 1e-15);
+        // And reserved capacity is cheaper than provisioned, which is cheaper than on-demand
+        let (reserved_wru, _) = Capacity::Reserved { utilisation: 0.7 }.unit_prices(&PRICES);
+        assert!(reserved_wru < wru && wru < PRICES.dynamodb_wru);
     }
 }
