@@ -12,7 +12,11 @@ use std::collections::HashMap;
 pub struct LocalStack {
     // Dropped last: stops moto.
     pub moto: MotoServer,
+    /// A second moto serving SQS alone ([`LocalStack::start_split`]).
+    pub sqs_moto: Option<MotoServer>,
     pub aws: SdkConfig,
+    /// Where SQS is: `aws`, or the second moto's.
+    pub sqs_aws: SdkConfig,
     pub outputs: StackOutputs,
     pub secret_arn: String,
     pub emulator: EmulatorHandle,
@@ -20,13 +24,49 @@ pub struct LocalStack {
 
 impl LocalStack {
     pub async fn start(label: &str, latency_ms: u64) -> anyhow::Result<Self> {
+        Self::start_with(label, latency_ms, false).await
+    }
+
+    /// As [`LocalStack::start`], with SQS on a moto process of its own: moto is one
+    /// GIL-bound Python process, and a second one lets DynamoDB and SQS use a core each. The
+    /// functions reach it through `AWS_ENDPOINT_URL_SQS`.
+    pub async fn start_split(label: &str, latency_ms: u64) -> anyhow::Result<Self> {
+        Self::start_with(label, latency_ms, true).await
+    }
+
+    async fn start_with(label: &str, latency_ms: u64, split: bool) -> anyhow::Result<Self> {
         let moto = MotoServer::start()
             .await
             .context("starting moto (run `make setup`; MOTO_SERVER names the binary)")?;
         let aws = sdk_config(moto.endpoint()).await;
-        let outputs = create_stack(&aws, &unique_prefix(label))
+        let prefix = unique_prefix(label);
+        let mut outputs = create_stack(&aws, &prefix)
             .await
             .context("creating the local stack")?;
+        let (sqs_moto, sqs_aws) = if split {
+            let sqs_moto = MotoServer::start().await.context("starting moto for SQS")?;
+            let sqs_aws = sdk_config(sqs_moto.endpoint()).await;
+            // The same names on the second moto; its queue URLs replace the first one's (its
+            // tables stay empty and unused).
+            let queues = create_stack(&sqs_aws, &prefix)
+                .await
+                .context("creating the queues on the SQS moto")?;
+            outputs = StackOutputs {
+                priority_queue_url: queues.priority_queue_url,
+                priority_queue_arn: queues.priority_queue_arn,
+                bulk_queue_url: queues.bulk_queue_url,
+                bulk_queue_arn: queues.bulk_queue_arn,
+                dlq_url: queues.dlq_url,
+                dlq_arn: queues.dlq_arn,
+                stream_failure_queue_url: queues.stream_failure_queue_url,
+                stream_failure_queue_arn: queues.stream_failure_queue_arn,
+                full_sync_failure_queue_url: queues.full_sync_failure_queue_url,
+                ..outputs
+            };
+            (Some(sqs_moto), sqs_aws)
+        } else {
+            (None, aws.clone())
+        };
         let emulator = spawn(EmulatorConfig {
             faults: FaultPlan {
                 latency_ms,
@@ -50,7 +90,9 @@ impl LocalStack {
             .context("moto names the secret")?;
         Ok(Self {
             moto,
+            sqs_moto,
             aws,
+            sqs_aws,
             outputs,
             secret_arn,
             emulator,
@@ -81,11 +123,23 @@ impl LocalStack {
         ] {
             env.insert(k.to_owned(), v);
         }
+        if let Some(sqs) = &self.sqs_moto {
+            env.insert("AWS_ENDPOINT_URL_SQS".to_owned(), sqs.endpoint().to_owned());
+        }
         env
     }
 
     pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
         aws_sdk_dynamodb::Client::new(&self.aws)
+    }
+
+    pub fn sqs(&self) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(&self.sqs_aws)
+    }
+
+    /// The moto processes (DynamoDB and the rest first, then SQS's when split).
+    pub fn motos(&self) -> impl Iterator<Item = &MotoServer> {
+        std::iter::once(&self.moto).chain(self.sqs_moto.as_ref())
     }
 
     /// Writes platform rows `id_prefix-0 .. id_prefix-(n-1)`, flagged for export as the
