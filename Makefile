@@ -42,7 +42,7 @@ demo: setup ## The whole sync locally: moto, 1C emulator, real handlers, 300 use
 chaos: setup ## 2,000 customers under 1C faults, an outage and out-of-order redelivery; prints the figures (ARGS="--customers 500 --seed 1")
 	cargo run -q -p local-stack --bin chaos -- $(ARGS)
 
-# Figures go to docs/benchmarks.md, each benchmark between its own markers. Takes ~15 min on 2 cores
+# Figures go to docs/benchmarks.md, each benchmark between its own markers. Takes ~30 min on 2 cores
 # (release builds, native for timing, arm64 for sizes); never part of `make test`.
 BENCH := cargo run --quiet --profile bench-tool -p bench --
 bench: setup ## Benchmarks of every stage against its limit → docs/benchmarks.md

@@ -385,12 +385,9 @@ pub fn run() -> anyhow::Result<()> {
          Computed by `onec-bench cost` from this run's figures. Per export of a registration:\n\n\
          ```text\n\
          Lambda requests  = (R·N/Bf + N/Be) × $0.20/1M\n\
-         Lambda GB-s      = N·R/Bf × ⌈tf·Bf⌉ ms × Mf + N/Be × ⌈te·Be⌉ ms × Me (+ init ms × invocations / {:.0})\n\
-                            × $0.0000133334 per GB-s (arm64)\n\
+         Lambda GB-s      = (N·R/Bf × ⌈tf·Bf⌉ ms × Mf + N/Be × ⌈te·Be⌉ ms × Me + init ms × invocations / {:.0}) × $0.0000133334 per GB-s (arm64)\n\
          SQS              = N/Be × 3 (SendMessageBatch, ReceiveMessage, DeleteMessageBatch) × $0.40/1M\n\
-         DynamoDB         = N × (W WRU × price per WRU + 1 RRU × price per RRU)\n\
-                            on-demand $0.625/1M WRU, $0.125/1M RRU; provisioned: hourly price per\n\
-                            capacity unit ÷ (3600 × utilisation)\n\
+         DynamoDB         = N × (W WRU × p_w + 1 RRU × p_r); on demand p_w = $0.625/1M, p_r = $0.125/1M; provisioned p = price per unit-hour ÷ (3600 × utilisation)\n\
          Stream reads     = free (GetRecords by a Lambda trigger, DynamoDB dev guide)\n\
          Logs             = N × log bytes per export × $0.50/GB\n\
          ```\n\n\

@@ -12,10 +12,8 @@
 //! - a run that hands over to a fresh invocation (`continue_run`, through Lambda's `Invoke`)
 //!   is served: a small Invoke endpoint queues the continuation on the same Runtime API.
 //!
-//! Knobs for other experiments (environment, defaults are the documented run):
-//! `ONEC_BENCH_FULL_SYNC_CHUNK` (chunk size, 1–10000), `ONEC_BENCH_FULL_SYNC_DRAINERS`
-//! (0 disables draining), `ONEC_BENCH_FULL_SYNC_ONE_MOTO=1` (DynamoDB and SQS on one moto),
-//! `ONEC_BENCH_FULL_SYNC_SECTION_TO=<file>` (the markdown goes there, not to the docs).
+//! Knobs for other experiments are command-line options (`onec-bench full-sync --help`); the
+//! defaults are the documented run.
 
 use crate::doc;
 use crate::runtime_api::{Observed, RuntimeApi};
@@ -30,15 +28,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
-/// The chunk the bench asks for unless `ONEC_BENCH_FULL_SYNC_CHUNK` says otherwise: the
+/// The chunk the bench asks for unless told otherwise: the
 /// template's maximum, not the schedule's 500, because moto sorts and walks the whole table for
 /// every Scan page (see [`SEPARATELY_MEASURED`]); fewer pages, same rows.
-const DEFAULT_CHUNK_SIZE: u32 = 10_000;
+pub const DEFAULT_CHUNK_SIZE: u32 = 10_000;
 /// Enough that draining outpaces the function's four concurrent sends: moto's SendMessage and
 /// ReceiveMessage cost a pass over every queued message, so a queue that grows slows both and
 /// grows further (6 drainers fell behind at 5,000 users, 16 held at 10,000 and 30,000 once and
 /// fell behind at 10,000 another time, 48 held).
-const DEFAULT_DRAINERS: usize = 48;
+pub const DEFAULT_DRAINERS: usize = 48;
 const IDLE_MIN: Duration = Duration::from_millis(25);
 const IDLE_MAX: Duration = Duration::from_millis(400);
 const MEMORY_MB: u32 = 512;
@@ -61,34 +59,14 @@ it returns; at 100,000 rows a page of 500 took 0.6 s of moto's CPU at the table'
 2.1–2.3 s, so the template's largest chunk (10,000; the schedule uses 500) needs 25 pages \
 instead of 200.";
 
-struct Knobs {
-    chunk_size: u32,
-    drainers: usize,
-    split: bool,
-}
-
-impl Knobs {
-    fn from_env() -> anyhow::Result<Self> {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let chunk_size = match var("ONEC_BENCH_FULL_SYNC_CHUNK") {
-            Some(v) => v.parse().context("ONEC_BENCH_FULL_SYNC_CHUNK")?,
-            None => DEFAULT_CHUNK_SIZE,
-        };
-        anyhow::ensure!(
-            (1..=10_000).contains(&chunk_size),
-            "the function takes chunk sizes 1..=10000"
-        );
-        let drainers = match var("ONEC_BENCH_FULL_SYNC_DRAINERS") {
-            Some(v) => v.parse().context("ONEC_BENCH_FULL_SYNC_DRAINERS")?,
-            None => DEFAULT_DRAINERS,
-        };
-        let split = var("ONEC_BENCH_FULL_SYNC_ONE_MOTO").as_deref() != Some("1");
-        Ok(Self {
-            chunk_size,
-            drainers,
-            split,
-        })
-    }
+pub struct Knobs {
+    pub chunk_size: u32,
+    /// 0 disables draining.
+    pub drainers: usize,
+    /// DynamoDB and SQS on two moto processes.
+    pub split: bool,
+    /// Write the markdown here instead of docs/benchmarks.md (experiments).
+    pub section_to: Option<std::path::PathBuf>,
 }
 
 struct Measured {
@@ -122,9 +100,12 @@ struct DrainCheck {
     tail_seconds: f64,
 }
 
-pub async fn run(sizes: &[usize]) -> anyhow::Result<()> {
+pub async fn run(sizes: &[usize], knobs: Knobs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        (1..=10_000).contains(&knobs.chunk_size),
+        "the function takes chunk sizes 1..=10000"
+    );
     anyhow::ensure!(sizes.len() >= 2, "give at least two table sizes");
-    let knobs = Knobs::from_env()?;
     let root = doc::workspace_root();
     let binary = root.join("target/release/full-sync");
     if !binary.exists() {
@@ -281,11 +262,11 @@ fn write_doc(knobs: &Knobs, sizes: &[usize], results: &[Measured]) -> anyhow::Re
          {SEED_CONCURRENCY} in flight): {seeding}.\n\n{SEPARATELY_MEASURED}\n",
         first.users, last.users
     );
-    match std::env::var_os("ONEC_BENCH_FULL_SYNC_SECTION_TO") {
+    match &knobs.section_to {
         // Experiments keep docs/benchmarks.md as it is.
         Some(path) => {
-            std::fs::write(&path, &body)?;
-            println!("section written to {}", path.to_string_lossy());
+            std::fs::write(path, &body)?;
+            println!("section written to {}", path.display());
             Ok(())
         }
         None => doc::write_section("full-sync", &body),

@@ -43,9 +43,21 @@ enum Command {
     E2e,
     /// Full sync runs of growing tables (release full-sync bootstrap).
     FullSync {
-        /// Table sizes, comma-separated (the are 10000,100000; moto is too slow).
-        #[arg(long, value_delimiter = ',', default_values_t = [500, 1500])]
+        /// Table sizes, comma-separated (the 100,000 takes about 10 minutes).
+        #[arg(long, value_delimiter = ',', default_values_t = [10_000, 100_000])]
         users: Vec<usize>,
+        /// The run's chunk size (1–10000).
+        #[arg(long, default_value_t = full_sync::DEFAULT_CHUNK_SIZE)]
+        chunk_size: u32,
+        /// Concurrent drainers of the bulk queue; 0 leaves it to fill.
+        #[arg(long, default_value_t = full_sync::DEFAULT_DRAINERS)]
+        drainers: usize,
+        /// DynamoDB and SQS on one moto process instead of two.
+        #[arg(long)]
+        one_moto: bool,
+        /// Write the section to this file, not to docs/benchmarks.md.
+        #[arg(long)]
+        section_to: Option<std::path::PathBuf>,
     },
     /// Cost per million exports and per full sync, from the figures above.
     Cost,
@@ -59,7 +71,21 @@ async fn main() -> anyhow::Result<()> {
         Command::ColdStart { runs } => cold_start::run(runs.max(1)).await,
         Command::Throughput => throughput::run().await,
         Command::E2e => e2e::run().await,
-        Command::FullSync { users } => full_sync::run(&users).await,
+        Command::FullSync {
+            users,
+            chunk_size,
+            drainers,
+            one_moto,
+            section_to,
+        } => {
+            let knobs = full_sync::Knobs {
+                chunk_size,
+                drainers,
+                split: !one_moto,
+                section_to,
+            };
+            full_sync::run(&users, knobs).await
+        }
         Command::Cost => cost::run(),
     }
 }
