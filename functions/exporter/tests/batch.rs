@@ -1,10 +1,9 @@
 //! The exporter handler with batch calls to 1C (`ONEC_BATCH_SIZE` > 1), with in-memory ports:
 //! per-message outcomes from per-customer results of one call.
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use exporter::{handle, Deps, HandlerSettings, Jitter, QueueRoutes};
+use aws_lambda_events::event::sqs::SqsEvent;
+use exporter::{handle, Deps, HandlerSettings};
 use serde_json::json;
-use shared::domain::{Customer, SyncStatus};
 use shared::export::CustomerExportService;
 use shared::mapping::CustomerDataMapper;
 use shared::metrics::Metrics;
@@ -19,10 +18,10 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+mod common;
+use common::{customer, failed_ids, settings};
+
 const PRIORITY_ARN: &str = "arn:aws:sqs:eu-central-1:123456789012:onec-sync-export-priority";
-const PRIORITY_URL: &str =
-    "https://sqs.eu-central-1.amazonaws.com/123456789012/onec-sync-export-priority";
-const BULK_URL: &str = "https://sqs.eu-central-1.amazonaws.com/123456789012/onec-sync-export-bulk";
 
 type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -157,13 +156,8 @@ fn world(batch_size: usize) -> World {
         control: control.clone(),
         metrics,
         settings: HandlerSettings {
-            max_attempts: 5,
-            concurrency: 2,
-            backoff_base: Duration::from_secs(30),
-            backoff_cap: Duration::from_secs(900),
             breaker_threshold: 100,
-            jitter: Jitter::Fixed(0.0),
-            routes: QueueRoutes::new(PRIORITY_URL, BULK_URL),
+            ..settings(2)
         },
     };
     World {
@@ -173,22 +167,6 @@ fn world(batch_size: usize) -> World {
         onec,
         control,
         deps,
-    }
-}
-
-fn customer(id: &str, version: u64) -> Customer {
-    Customer {
-        id: id.into(),
-        email: Some("ivan.petrov@example.com".into()),
-        phone: Some("+79123456789".into()),
-        first_name: Some("Иван".into()),
-        last_name: Some("Петров".into()),
-        role: Some("retail".into()),
-        status: Some("active".into()),
-        needs_1c_export: true,
-        sync_status: Some(SyncStatus::Pending),
-        version,
-        ..Customer::default()
     }
 }
 
@@ -212,16 +190,6 @@ fn event(messages: &[(&str, &str, u64)]) -> SqsEvent {
         })
         .collect();
     serde_json::from_value(json!({ "Records": records })).expect("a Lambda SQS event")
-}
-
-fn failed_ids(response: &SqsBatchResponse) -> Vec<String> {
-    let mut ids: Vec<String> = response
-        .batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.clone())
-        .collect();
-    ids.sort();
-    ids
 }
 
 fn registrations(w: &World, n: usize) -> SqsEvent {
