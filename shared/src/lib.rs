@@ -5,7 +5,7 @@
 //! - [`mapping`]: `CustomerDataMapper` and the per-deployment mapping file;
 //! - [`onec`]: the 1C client port, its error classification and three transports;
 //! - [`error`]: the error class (transient / permanent) every failure reports;
-//! - [`pii`]: masking of e-mail, phone and INN for logs;
+//! - [`pii`]: masking of e-mail, phone and INN for logs; [`logging`]: the functions' subscriber;
 //! - pipeline: [`message`] (queue messages), [`filter`] (stream decisions), [`export`]
 //!   (`CustomerExportService`), [`backoff`], [`metrics`] (EMF), [`sync_log`], [`config`],
 //!   [`ports`] and their AWS [`adapters`];
@@ -20,6 +20,7 @@ pub mod export;
 pub mod filter;
 pub mod https;
 pub mod import;
+pub mod logging;
 pub mod mapping;
 pub mod message;
 pub mod metrics;

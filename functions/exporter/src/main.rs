@@ -3,11 +3,11 @@
 use aws_lambda_events::event::sqs::SqsEvent;
 use exporter::config::{batch_size_from_env, ExporterConfig};
 use exporter::wiring::{build_deps_warmed, ONEC_WARM_UP_TIMEOUT};
-use lambda_runtime::{run, service_fn, tracing, Error, LambdaEvent};
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing::init_default_subscriber();
+    shared::logging::init_lambda_subscriber();
     let config = ExporterConfig::from_env()?;
     let batch_size = batch_size_from_env()?;
     let aws = shared::https::lambda_sdk_config().await;

@@ -4,11 +4,11 @@ use full_sync::config::FullSyncConfig;
 use full_sync::ports::Deadline;
 use full_sync::wiring::build_deps;
 use full_sync::FullSyncInput;
-use lambda_runtime::{run, service_fn, tracing, Error, LambdaEvent};
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing::init_default_subscriber();
+    shared::logging::init_lambda_subscriber();
     let config = FullSyncConfig::from_env()?;
     let aws = shared::https::lambda_sdk_config().await;
     let deps = build_deps(&config, &aws).await?;

@@ -1,6 +1,6 @@
 //! Lambda entry point: wiring only; the handler is [`stream_filter::handle`].
 
-use lambda_runtime::{run, service_fn, tracing, Error, LambdaEvent};
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use shared::adapters::dynamodb::DynamoDbCustomerStore;
 use shared::adapters::sqs::SqsExportQueue;
 use shared::metrics::Metrics;
@@ -8,7 +8,7 @@ use stream_filter::{handle, Deps, FilterConfig};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing::init_default_subscriber();
+    shared::logging::init_lambda_subscriber();
     let config = FilterConfig::from_env()?;
     let aws = shared::https::lambda_sdk_config().await;
     let function_name =

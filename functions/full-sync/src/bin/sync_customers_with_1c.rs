@@ -17,6 +17,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use shared::redrive::{redrive, RedriveOptions, RedriveStrategy};
 use shared::sync_run::{SyncDirection, SyncRun, SyncRuns};
 use std::time::Duration;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::prelude::*;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -98,12 +100,15 @@ fn parse_direction(raw: &str) -> Result<SyncDirection, String> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // `Targets`, not `EnvFilter`: this binary shares the function's dependency features.
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|directives| directives.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(LevelFilter::WARN));
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
         .with_writer(std::io::stderr)
+        .finish()
+        .with(filter)
         .init();
     let cli = Cli::parse();
     let aws = shared::https::aws_config_loader().load().await;
