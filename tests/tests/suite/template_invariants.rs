@@ -1237,3 +1237,170 @@ fn the_1c_batch_size_is_a_parameter_within_what_the_exporter_accepts() {
         shared::onec::MAX_BATCH_ITEMS as u64
     );
 }
+
+// ---------------------------------------------------------------- sync log capacity
+
+const PROVISIONED: &str = "SyncLogProvisioned";
+
+/// `value` as CloudFormation sees it when the `SyncLogProvisioned` condition is `provisioned`:
+/// its `Fn::If` branches chosen, `AWS::NoValue` as null.
+fn with_sync_log_capacity(value: &Value, provisioned: bool) -> Value {
+    match value {
+        Value::Object(map) if map.len() == 1 && map.contains_key("Fn::If") => {
+            let branches = map["Fn::If"].as_array().expect("Fn::If takes a list");
+            assert_eq!(branches[0], PROVISIONED, "{value}");
+            let chosen = &branches[if provisioned { 1 } else { 2 }];
+            with_sync_log_capacity(chosen, provisioned)
+        }
+        Value::Object(map) if map.get("Ref") == Some(&json!("AWS::NoValue")) => Value::Null,
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), with_sync_log_capacity(v, provisioned)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|v| with_sync_log_capacity(v, provisioned))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+fn sync_log_table() -> &'static str {
+    spec::SYNC_LOG_TABLE.logical_id
+}
+
+/// Resources that exist only with `SyncLogCapacity=provisioned`.
+fn provisioned_only() -> Vec<(&'static str, &'static Value)> {
+    resources()
+        .iter()
+        .filter(|(_, r)| r["Condition"] == PROVISIONED)
+        .map(|(id, r)| (id.as_str(), r))
+        .collect()
+}
+
+#[test]
+fn the_sync_log_is_billed_on_demand_unless_the_operator_chooses_provisioned_capacity() {
+    // Given the capacity parameter and the condition built on it
+    let parameter = &template()["Parameters"]["SyncLogCapacity"];
+    assert_eq!(parameter["Default"], "on-demand");
+    assert_eq!(
+        parameter["AllowedValues"],
+        json!(["on-demand", "provisioned"])
+    );
+    assert_eq!(
+        template()["Conditions"][PROVISIONED],
+        json!({"Fn::Equals": [{"Ref": "SyncLogCapacity"}, "provisioned"]})
+    );
+    let table = props(sync_log_table());
+
+    // When it is left at its default, the table is on-demand and nothing scales it
+    let on_demand = with_sync_log_capacity(table, false);
+    assert_eq!(on_demand["BillingMode"], "PAY_PER_REQUEST");
+    assert!(on_demand["ProvisionedThroughput"].is_null());
+
+    // When provisioned is chosen, it starts at the lowest write capacity allowed
+    let provisioned = with_sync_log_capacity(table, true);
+    assert_eq!(provisioned["BillingMode"], "PROVISIONED");
+    assert_eq!(
+        provisioned["ProvisionedThroughput"],
+        json!({"ReadCapacityUnits": 1, "WriteCapacityUnits": {"Ref": "SyncLogMinWriteCapacity"}})
+    );
+    // And only its scaling and its throttle alarm depend on the choice
+    for (id, r) in provisioned_only() {
+        assert!(
+            [
+                "AWS::ApplicationAutoScaling::ScalableTarget",
+                "AWS::ApplicationAutoScaling::ScalingPolicy",
+                "AWS::CloudWatch::Alarm"
+            ]
+            .contains(&r["Type"].as_str().unwrap_or_default()),
+            "{id} should not depend on the sync log's capacity"
+        );
+    }
+}
+
+#[test]
+fn provisioned_sync_log_capacity_tracks_seventy_percent_use_within_the_operators_bounds() {
+    let targets: Vec<(&str, &Value)> = provisioned_only()
+        .into_iter()
+        .filter(|(_, r)| r["Type"] == "AWS::ApplicationAutoScaling::ScalableTarget")
+        .map(|(id, r)| (id, &r["Properties"]))
+        .collect();
+    // Given one scalable target per capacity dimension of the sync log table
+    let dimensions: BTreeSet<&str> = targets
+        .iter()
+        .map(|(_, p)| p["ScalableDimension"].as_str().expect("a dimension"))
+        .collect();
+    assert_eq!(
+        dimensions,
+        BTreeSet::from([
+            "dynamodb:table:ReadCapacityUnits",
+            "dynamodb:table:WriteCapacityUnits"
+        ])
+    );
+    for (id, p) in &targets {
+        assert_eq!(p["ServiceNamespace"], "dynamodb", "{id}");
+        assert_eq!(
+            p["ResourceId"],
+            json!({"Fn::Sub": format!("table/${{{}}}", sync_log_table())}),
+            "{id}"
+        );
+        assert!(
+            number(&p["MinCapacity"]) <= number(&p["MaxCapacity"]),
+            "{id}"
+        );
+        // Then each has a target-tracking policy on its own utilisation metric at ≤ 70 %
+        let metric = if p["ScalableDimension"] == "dynamodb:table:WriteCapacityUnits" {
+            "DynamoDBWriteCapacityUtilization"
+        } else {
+            "DynamoDBReadCapacityUtilization"
+        };
+        let policies: Vec<&Value> = of_type("AWS::ApplicationAutoScaling::ScalingPolicy")
+            .into_iter()
+            .filter(|(_, policy)| target_of(&policy["ScalingTargetId"]) == Some(*id))
+            .map(|(_, policy)| policy)
+            .collect();
+        assert_eq!(policies.len(), 1, "one policy scales {id}");
+        let tracking = &policies[0]["TargetTrackingScalingPolicyConfiguration"];
+        assert_eq!(policies[0]["PolicyType"], "TargetTrackingScaling");
+        assert_eq!(
+            tracking["PredefinedMetricSpecification"]["PredefinedMetricType"],
+            metric
+        );
+        assert!(number(&tracking["TargetValue"]) <= 70, "{id}");
+    }
+
+    // And writes scale between the operator's two parameters
+    let (_, writes) = targets
+        .iter()
+        .find(|(_, p)| p["ScalableDimension"] == "dynamodb:table:WriteCapacityUnits")
+        .expect("write scaling");
+    assert_eq!(
+        writes["MinCapacity"],
+        json!({"Ref": "SyncLogMinWriteCapacity"})
+    );
+    assert_eq!(
+        writes["MaxCapacity"],
+        json!({"Ref": "SyncLogMaxWriteCapacity"})
+    );
+    // Whose default ceiling covers every exporter session writing an entry per 200 ms 1C call
+    let sessions = (number(&json!({"Ref": "PriorityMaxConcurrency"}))
+        + number(&json!({"Ref": "BulkMaxConcurrency"})))
+        * number(&json!({"Ref": "ExportConcurrency"}));
+    assert!(number(&writes["MaxCapacity"]) >= sessions * 5);
+}
+
+#[test]
+fn throttled_sync_log_writes_raise_an_alarm_when_its_capacity_is_provisioned() {
+    let found = alarms_on("WriteThrottleEvents", "TableName", sync_log_table());
+    assert_eq!(found.len(), 1);
+    assert_fires_above(found[0], "Sum", 0);
+    let (id, _) = alarms()
+        .into_iter()
+        .find(|(_, p)| std::ptr::eq(*p, found[0]))
+        .expect("the alarm's id");
+    assert_eq!(resource(id)["Condition"], PROVISIONED);
+}

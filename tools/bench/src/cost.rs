@@ -41,8 +41,8 @@ pub const PRICES: Prices = Prices {
     logs_per_gb: 0.50,
 };
 
-/// How the tables' reads and writes are paid for.
-#[derive(Debug, Clone, Copy)]
+/// How a table's reads and writes are paid for.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Capacity {
     OnDemand,
     /// Provisioned with auto scaling holding consumption at this share of the capacity.
@@ -86,6 +86,35 @@ impl Capacity {
     }
 }
 
+/// The capacity of each table an export writes: the platform's `users` table (flag write,
+/// write-back, the exporter's read) and the template's sync log (`SyncLogCapacity`).
+#[derive(Debug, Clone, Copy)]
+pub struct Tables {
+    pub users: Capacity,
+    pub sync_log: Capacity,
+}
+
+impl Tables {
+    pub fn all(capacity: Capacity) -> Self {
+        Self {
+            users: capacity,
+            sync_log: capacity,
+        }
+    }
+
+    fn describe(self) -> String {
+        if self.users == self.sync_log {
+            self.users.describe()
+        } else {
+            format!(
+                "users {}, sync log {}",
+                self.users.describe(),
+                self.sync_log.describe()
+            )
+        }
+    }
+}
+
 /// What one export costs in each unit, for a traffic shape.
 #[derive(Debug, Clone, Copy)]
 pub struct Shape {
@@ -105,7 +134,10 @@ pub struct Shape {
     pub invocations_per_cold_start: f64,
     pub filter_init_ms: f64,
     pub exporter_init_ms: f64,
-    pub wru: f64,
+    /// Write units on the users table (flag write, write-back) and on the sync log.
+    pub users_wru: f64,
+    pub sync_log_wru: f64,
+    /// Read units on the users table.
     pub rru: f64,
     pub log_bytes: f64,
 }
@@ -131,7 +163,7 @@ fn billed_ms(ms: f64) -> f64 {
 }
 
 /// Cost of `exports` exports of this shape.
-pub fn cost(shape: &Shape, prices: &Prices, capacity: Capacity, exports: f64) -> Breakdown {
+pub fn cost(shape: &Shape, prices: &Prices, tables: Tables, exports: f64) -> Breakdown {
     let filter_invocations = exports * shape.filter_records / shape.filter_batch;
     let exporter_invocations = exports / shape.exporter_batch;
     let gb = |mb: f64| mb / 1024.0;
@@ -154,8 +186,12 @@ pub fn cost(shape: &Shape, prices: &Prices, capacity: Capacity, exports: f64) ->
         lambda_duration: (filter_gb_s + exporter_gb_s + init_gb_s) * prices.lambda_gb_s_arm64,
         sqs: sqs_requests * prices.sqs_request,
         dynamodb: {
-            let (wru, rru) = capacity.unit_prices(prices);
-            exports * (shape.wru * wru + shape.rru * rru)
+            let (users_wru, users_rru) = tables.users.unit_prices(prices);
+            let (log_wru, _) = tables.sync_log.unit_prices(prices);
+            exports
+                * (shape.users_wru * users_wru
+                    + shape.rru * users_rru
+                    + shape.sync_log_wru * log_wru)
         },
         logs: exports * shape.log_bytes / 1e9 * prices.logs_per_gb,
     }
@@ -265,8 +301,9 @@ pub fn run() -> anyhow::Result<()> {
         invocations_per_cold_start: 1000.0,
         filter_init_ms,
         exporter_init_ms,
-        // Flag write, write-back (rows ≤ 1 KB) and sync log row; one consistent read.
-        wru: 3.0,
+        // Flag write and write-back (rows ≤ 1 KB), the sync log row; one consistent read.
+        users_wru: 2.0,
+        sync_log_wru: 1.0,
         rru: 1.0,
         log_bytes: 3.0 * filter_log / 100.0 + exporter_log / 10.0,
     };
@@ -282,14 +319,14 @@ pub fn run() -> anyhow::Result<()> {
     // the filter has no flag to write (and no stream record of its own write to ignore).
     let platform_flags = Shape {
         filter_records: 2.0,
-        wru: 2.0,
+        users_wru: 1.0,
         log_bytes: 2.0 * filter_log / 100.0 + exporter_log / 10.0,
         ..base
     };
     let full_sync = Shape {
         // No registration flag: the write-back's record is the only one the filter sees.
         filter_records: 1.0,
-        wru: 2.0,
+        users_wru: 1.0,
         ..base
     };
 
@@ -297,40 +334,51 @@ pub fn run() -> anyhow::Result<()> {
     // Auto scaling's usual target; reserved capacity is bought for the steady base.
     let provisioned = Capacity::Provisioned { utilisation: 0.7 };
     let reserved = Capacity::Reserved { utilisation: 0.7 };
+    let on_demand = Tables::all(Capacity::OnDemand);
+    // The template's option: the platform's users table as it is, the sync log provisioned.
+    let sync_log_provisioned = Tables {
+        users: Capacity::OnDemand,
+        sync_log: provisioned,
+    };
     let rows = [
         (
             "Batched, the filter sets the flag",
-            Capacity::OnDemand,
-            cost(&base, &PRICES, Capacity::OnDemand, million),
+            on_demand,
+            cost(&base, &PRICES, on_demand, million),
         ),
         (
             "Batched, the platform sets the flag (story AC 2)",
-            Capacity::OnDemand,
-            cost(&platform_flags, &PRICES, Capacity::OnDemand, million),
+            on_demand,
+            cost(&platform_flags, &PRICES, on_demand, million),
+        ),
+        (
+            "Batched, the platform sets the flag; `SyncLogCapacity=provisioned`",
+            sync_log_provisioned,
+            cost(&platform_flags, &PRICES, sync_log_provisioned, million),
         ),
         (
             "Batched, the platform sets the flag",
-            provisioned,
-            cost(&platform_flags, &PRICES, provisioned, million),
+            Tables::all(provisioned),
+            cost(&platform_flags, &PRICES, Tables::all(provisioned), million),
         ),
         (
             "Batched, the platform sets the flag",
-            reserved,
-            cost(&platform_flags, &PRICES, reserved, million),
+            Tables::all(reserved),
+            cost(&platform_flags, &PRICES, Tables::all(reserved), million),
         ),
         (
             "Trickle (every record and message alone), the filter sets the flag",
-            Capacity::OnDemand,
-            cost(&trickle, &PRICES, Capacity::OnDemand, million),
+            on_demand,
+            cost(&trickle, &PRICES, on_demand, million),
         ),
     ];
     let mut table = String::from(
         "| Traffic shape | DynamoDB capacity | Lambda requests | Lambda GB-s (arm64) | SQS | DynamoDB | Logs | **Total per 1M exports** |\n|---|---|---:|---:|---:|---:|---:|---:|\n",
     );
-    for (name, capacity, b) in &rows {
+    for (name, tables, b) in &rows {
         table.push_str(&format!(
             "| {name} | {} | ${:.3} | ${:.3} | ${:.3} | ${:.3} | ${:.3} | **${:.2}** {} |\n",
-            capacity.describe(),
+            tables.describe(),
             b.lambda_requests,
             b.lambda_duration,
             b.sqs,
@@ -345,7 +393,7 @@ pub fn run() -> anyhow::Result<()> {
     let meeting: Vec<String> = rows
         .iter()
         .filter(|(_, _, b)| b.total() <= TARGET)
-        .map(|(name, capacity, b)| format!("{name}, {} (${:.2})", capacity.describe(), b.total()))
+        .map(|(name, tables, b)| format!("{name}, {} (${:.2})", tables.describe(), b.total()))
         .collect();
     let verdict = if meeting.is_empty() {
         format!("**The ≤ ${TARGET:.2} target is not met by any row.**")
@@ -355,7 +403,7 @@ pub fn run() -> anyhow::Result<()> {
             meeting.join("; ")
         )
     };
-    let sync = cost(&full_sync, &PRICES, Capacity::OnDemand, million);
+    let sync = cost(&full_sync, &PRICES, on_demand, million);
     // Scan of 1M rows of ~0.6 KB, eventually consistent: 0.5 RRU per 4 KB.
     let scan_rru = million * 0.6 / 4.0 * 0.5;
     let scan_cost = scan_rru * PRICES.dynamodb_rru;
@@ -375,8 +423,9 @@ pub fn run() -> anyhow::Result<()> {
         &json!({
             "batched_per_million": rows[0].2.total(),
             "batched_platform_flag_per_million": rows[1].2.total(),
-            "batched_platform_flag_reserved_per_million": rows[3].2.total(),
-            "trickle_per_million": rows[4].2.total(),
+            "batched_platform_flag_sync_log_provisioned_per_million": rows[2].2.total(),
+            "batched_platform_flag_reserved_per_million": rows[4].2.total(),
+            "trickle_per_million": rows[5].2.total(),
             "full_sync_1m": sync_total,
         }),
     )?;
@@ -387,7 +436,7 @@ pub fn run() -> anyhow::Result<()> {
          Lambda requests  = (R·N/Bf + N/Be) × $0.20/1M\n\
          Lambda GB-s      = (N·R/Bf × ⌈tf·Bf⌉ ms × Mf + N/Be × ⌈te·Be⌉ ms × Me + init ms × invocations / {:.0}) × $0.0000133334 per GB-s (arm64)\n\
          SQS              = N/Be × 3 (SendMessageBatch, ReceiveMessage, DeleteMessageBatch) × $0.40/1M\n\
-         DynamoDB         = N × (W WRU × p_w + 1 RRU × p_r); on demand p_w = $0.625/1M, p_r = $0.125/1M; provisioned p = price per unit-hour ÷ (3600 × utilisation)\n\
+         DynamoDB         = N × (Wu WRU × p_w,users + 1 WRU × p_w,log + 1 RRU × p_r,users); on demand p_w = $0.625/1M, p_r = $0.125/1M; provisioned p = price per unit-hour ÷ (3600 × utilisation)\n\
          Stream reads     = free (GetRecords by a Lambda trigger, DynamoDB dev guide)\n\
          Logs             = N × log bytes per export × $0.50/GB\n\
          ```\n\n\
@@ -399,9 +448,9 @@ pub fn run() -> anyhow::Result<()> {
          te = {batched_ms_per_customer:.1} ms per customer in a batch of 10 at 1C latency \
          {latency_ms:.0} ms (throughput bench, one wave per batch), {:.0} ms alone (latency + \
          {overhead_ms:.0} ms of AWS calls); Mf = Me = 256 MB (template); init {filter_init_ms:.1} / \
-         {exporter_init_ms:.1} ms, one cold start per {:.0} invocations; W = 3 WRU (the filter's flag \
-         write, the write-back, the sync log row, each ≤ 1 KB) or 2 when the platform sets the \
-         flag; RRU: the exporter's consistent read; log bytes: {filter_log:.0} B per filter invocation, {exporter_log:.0} B per \
+         {exporter_init_ms:.1} ms, one cold start per {:.0} invocations; Wu = 2 WRU on the users table \
+         (the filter's flag write and the write-back, each ≤ 1 KB) or 1 when the platform sets \
+         the flag, plus 1 WRU for the sync log row; RRU: the exporter's consistent read; log bytes: {filter_log:.0} B per filter invocation, {exporter_log:.0} B per \
          exporter invocation (everything the functions printed in the cold start runs, JSON \
          logs and EMF; EMF alone {} B per customer).\n\n{table}\n\
          Prices: Lambda $0.20/1M requests and $0.0000133334/GB-s arm64, SQS $0.40/1M, DynamoDB \
@@ -420,8 +469,10 @@ pub fn run() -> anyhow::Result<()> {
          {verdict} Every export writes the user row back (the story's `onec_id`) and appends \
          its sync log row (the story's `CustomerSyncLog`); on on-demand DynamoDB those two \
          writes alone are ${:.2} per million. The `users` table's capacity mode is the \
-         platform's choice and the template's own tables are on-demand (`PAY_PER_REQUEST`), \
-         so the reserved row is what a steady, high-volume platform could reach, not what the \
+         platform's choice; of the template's tables only the sync log is written per export, \
+         on demand by default or provisioned with auto scaling (`SyncLogCapacity`, \
+         docs/operations.md), which is the third row. The reserved row is what a steady, \
+         high-volume platform could reach with both tables on reserved capacity, not what the \
          template deploys. Lambda is small once batched: 1C's latency sets the exporter's bill \
          (Lambda bills the wait), and batches of 10 at a concurrency that divides 10 share one \
          wait among ten customers; alone, each customer pays a whole round trip and every \
@@ -466,7 +517,8 @@ mod tests {
             invocations_per_cold_start: f64::INFINITY,
             filter_init_ms: 0.0,
             exporter_init_ms: 0.0,
-            wru: 0.0,
+            users_wru: 0.0,
+            sync_log_wru: 0.0,
             rru: 0.0,
             log_bytes: 0.0,
         }
@@ -475,7 +527,7 @@ mod tests {
     #[test]
     fn one_second_at_one_gigabyte_costs_one_gb_second_plus_a_millisecond_of_filter() {
         // Given one export whose exporter runs 1 s at 1 GB and whose filter runs under 1 ms
-        let b = cost(&shape(), &PRICES, Capacity::OnDemand, 1.0);
+        let b = cost(&shape(), &PRICES, Tables::all(Capacity::OnDemand), 1.0);
         // Then the filter is billed its minimum of 1 ms, the exporter 1 GB-s
         let expected = (1.0 + 0.001) * PRICES.lambda_gb_s_arm64;
         assert!((b.lambda_duration - expected).abs() < 1e-15);
@@ -488,7 +540,8 @@ mod tests {
     fn batching_divides_requests_but_not_the_per_export_table_writes() {
         // Given the same exports alone and in batches of ten
         let alone = Shape {
-            wru: 3.0,
+            users_wru: 2.0,
+            sync_log_wru: 1.0,
             rru: 1.0,
             ..shape()
         };
@@ -498,8 +551,8 @@ mod tests {
             ..alone
         };
         let (a, b) = (
-            cost(&alone, &PRICES, Capacity::OnDemand, 1e6),
-            cost(&batched, &PRICES, Capacity::OnDemand, 1e6),
+            cost(&alone, &PRICES, Tables::all(Capacity::OnDemand), 1e6),
+            cost(&batched, &PRICES, Tables::all(Capacity::OnDemand), 1e6),
         );
         // Then requests drop tenfold and DynamoDB stays
         assert!((a.lambda_requests / b.lambda_requests - 10.0).abs() < 1e-9);
@@ -520,5 +573,35 @@ mod tests {
         // And reserved capacity is cheaper than provisioned, which is cheaper than on-demand
         let (reserved_wru, _) = Capacity::Reserved { utilisation: 0.7 }.unit_prices(&PRICES);
         assert!(reserved_wru < wru && wru < PRICES.dynamodb_wru);
+    }
+
+    #[test]
+    fn each_tables_writes_are_priced_at_that_tables_capacity() {
+        // Given one export writing the users row once, the sync log once, and reading once
+        let export = Shape {
+            users_wru: 1.0,
+            sync_log_wru: 1.0,
+            rru: 1.0,
+            ..shape()
+        };
+        let provisioned = Capacity::Provisioned { utilisation: 0.7 };
+        let (log_wru, _) = provisioned.unit_prices(&PRICES);
+        // When only the sync log is provisioned
+        let split = Tables {
+            users: Capacity::OnDemand,
+            sync_log: provisioned,
+        };
+        let b = cost(&export, &PRICES, split, 1.0);
+        // Then the users table is billed on demand and the sync log row at provisioned prices
+        let expected = PRICES.dynamodb_wru + PRICES.dynamodb_rru + log_wru;
+        assert!((b.dynamodb - expected).abs() < 1e-15);
+        // And the split lies between all on-demand and all provisioned
+        let all_on_demand = cost(&export, &PRICES, Tables::all(Capacity::OnDemand), 1.0);
+        let all_provisioned = cost(&export, &PRICES, Tables::all(provisioned), 1.0);
+        assert!(all_provisioned.dynamodb < b.dynamodb && b.dynamodb < all_on_demand.dynamodb);
+        assert_eq!(
+            split.describe(),
+            "users on-demand, sync log provisioned, auto scaling at 70 %"
+        );
     }
 }
