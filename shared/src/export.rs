@@ -6,6 +6,7 @@
 //! and the conditional write-back never lets an older export overwrite a newer one. 1C's upsert is
 //! keyed by the platform id, so a retry after a lost response creates no duplicate.
 
+use crate::backoff::CircuitBreaker;
 use crate::domain::Customer;
 use crate::error::{Classify, ErrorClass};
 use crate::mapping::{CustomerDataMapper, ExtraAttributes, ValidationErrors};
@@ -19,6 +20,7 @@ use crate::sync_log::{CustomerSyncLog, SyncDetails, SyncLogStatus, SyncOperation
 use chrono::Utc;
 use std::sync::Arc;
 use std::time::Instant;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 /// Why an export message needed no call to 1C (or, for a deactivation, no change).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +80,10 @@ pub enum ExportError {
 
     #[error("{0}")]
     Store(#[source] StoreError),
+
+    /// The invocation's circuit breaker opened while this export waited for a 1C session.
+    #[error("1C is failing; circuit breaker open")]
+    CircuitOpen,
 }
 
 impl ExportError {
@@ -87,6 +93,7 @@ impl ExportError {
             ExportError::Validation(_) => "validation",
             ExportError::OneC(err) => err.kind(),
             ExportError::Store(err) => err.kind(),
+            ExportError::CircuitOpen => "circuit_open",
         }
     }
 
@@ -110,6 +117,7 @@ impl Classify for ExportError {
             ExportError::Validation(_) => ErrorClass::Permanent,
             ExportError::OneC(err) => err.class(),
             ExportError::Store(err) => err.class(),
+            ExportError::CircuitOpen => ErrorClass::Transient,
         }
     }
 }
@@ -129,6 +137,44 @@ impl From<OneCError> for ExportError {
 impl From<ValidationErrors> for ExportError {
     fn from(err: ValidationErrors) -> Self {
         ExportError::Validation(err)
+    }
+}
+
+/// The 1C sessions of one invocation: at most `limit` calls to 1C at once, none once its
+/// circuit breaker is open. A session is held for the 1C call alone; loading the row before and
+/// writing the result back after run outside it, so while some exports wait on DynamoDB the
+/// sessions serve others and 1C's latency, not ours, sets the pace.
+#[derive(Debug)]
+pub struct OneCSessions<'a> {
+    permits: Semaphore,
+    breaker: Option<&'a CircuitBreaker>,
+}
+
+impl<'a> OneCSessions<'a> {
+    pub fn new(limit: usize, breaker: Option<&'a CircuitBreaker>) -> Self {
+        Self {
+            permits: Semaphore::new(limit.clamp(1, Semaphore::MAX_PERMITS)),
+            breaker,
+        }
+    }
+
+    /// No bound and no breaker: the caller limits its own concurrency.
+    pub fn unlimited() -> Self {
+        Self::new(Semaphore::MAX_PERMITS, None)
+    }
+
+    /// Waits for a free session; refuses once the breaker is open (it may open while waiting).
+    async fn enter(&self) -> Result<SemaphorePermit<'_>, ExportError> {
+        // `acquire` fails only on a closed semaphore, and this one is never closed.
+        let permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| ExportError::CircuitOpen)?;
+        if self.breaker.is_some_and(CircuitBreaker::is_open) {
+            return Err(ExportError::CircuitOpen);
+        }
+        Ok(permit)
     }
 }
 
@@ -205,8 +251,18 @@ impl CustomerExportService {
         &self,
         msg: &ExportMessage,
     ) -> Result<ExportOutcome, ExportError> {
+        self.export_customer_within(msg, &OneCSessions::unlimited())
+            .await
+    }
+
+    /// [`Self::export_customer_to_1c`], calling 1C only within one of `sessions`.
+    pub async fn export_customer_within(
+        &self,
+        msg: &ExportMessage,
+        sessions: &OneCSessions<'_>,
+    ) -> Result<ExportOutcome, ExportError> {
         if msg.reason == ExportReason::Deactivation {
-            return self.deactivate(msg).await;
+            return self.deactivate(msg, sessions).await;
         }
         match self.prepare(msg).await? {
             Prepared::Done(outcome) => Ok(outcome),
@@ -214,7 +270,10 @@ impl CustomerExportService {
                 customer,
                 counterparty,
             } => {
-                let (upserted, duration_ms) = self.upsert(&counterparty).await?;
+                let (upserted, duration_ms) = {
+                    let _session = sessions.enter().await?;
+                    self.upsert(&counterparty).await?
+                };
                 self.finish(&customer, upserted, duration_ms).await
             }
         }
@@ -242,7 +301,9 @@ impl CustomerExportService {
         let mut sends = Vec::new();
         for (i, prepared) in prepared.into_iter().enumerate() {
             match prepared {
-                Ok(None) => results[i] = Some(self.deactivate(&msgs[i]).await),
+                Ok(None) => {
+                    results[i] = Some(self.deactivate(&msgs[i], &OneCSessions::unlimited()).await)
+                }
                 Ok(Some(Prepared::Done(outcome))) => results[i] = Some(Ok(outcome)),
                 Ok(Some(Prepared::Send {
                     customer,
@@ -387,7 +448,13 @@ impl CustomerExportService {
 
     /// The row is usually gone: find the counterparty by platform id (or the reference the
     /// removed row carried) and set its deletion mark — never a physical delete.
-    async fn deactivate(&self, msg: &ExportMessage) -> Result<ExportOutcome, ExportError> {
+    async fn deactivate(
+        &self,
+        msg: &ExportMessage,
+        sessions: &OneCSessions<'_>,
+    ) -> Result<ExportOutcome, ExportError> {
+        // One session for the lookup and the change: they are one exchange with 1C.
+        let session = sessions.enter().await?;
         let mut found = self.onec.find_by_platform_id(&msg.customer_id).await?;
         if found.is_none() {
             if let Some(onec_id) = msg.onec_id.as_deref() {
@@ -402,6 +469,7 @@ impl CustomerExportService {
         }
         counterparty.deletion_mark = true;
         let (upserted, duration_ms) = self.upsert(&counterparty).await?;
+        drop(session);
         let at = Utc::now();
         self.log(
             CustomerSyncLog::new(

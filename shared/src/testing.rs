@@ -40,11 +40,25 @@ pub struct FakeCustomerStore {
     rows: Mutex<BTreeMap<String, Map<String, Value>>>,
     writes: Mutex<Vec<StoreWrite>>,
     failures: Mutex<VecDeque<StoreError>>,
+    latency: Mutex<Duration>,
 }
 
 impl FakeCustomerStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Every read and write takes this long, as DynamoDB's round trip does.
+    pub fn with_latency(self, latency: Duration) -> Self {
+        *lock(&self.latency) = latency;
+        self
+    }
+
+    async fn round_trip(&self) {
+        let latency = *lock(&self.latency);
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
     }
 
     pub fn with_customers(customers: impl IntoIterator<Item = Customer>) -> Self {
@@ -148,6 +162,7 @@ fn status_value(status: SyncStatus) -> Value {
 #[async_trait]
 impl CustomerStore for FakeCustomerStore {
     async fn load(&self, id: &str) -> Result<Option<StoredCustomer>, StoreError> {
+        self.round_trip().await;
         self.injected_failure()?;
         let Some(row) = self.row(id) else {
             return Ok(None);
@@ -175,6 +190,7 @@ impl CustomerStore for FakeCustomerStore {
     }
 
     async fn mark_pending(&self, id: &str, version: u64) -> Result<WriteOutcome, StoreError> {
+        self.round_trip().await;
         self.injected_failure()?;
         Ok(self.conditional_update(
             id,
@@ -198,6 +214,7 @@ impl CustomerStore for FakeCustomerStore {
         id: &str,
         success: &ExportSuccess,
     ) -> Result<WriteOutcome, StoreError> {
+        self.round_trip().await;
         self.injected_failure()?;
         Ok(self.conditional_update(
             id,
@@ -228,6 +245,7 @@ impl CustomerStore for FakeCustomerStore {
         id: &str,
         failure: &ExportFailure,
     ) -> Result<WriteOutcome, StoreError> {
+        self.round_trip().await;
         self.injected_failure()?;
         let status = match failure.status {
             FailureStatus::Retrying => SyncStatus::Retrying,

@@ -16,6 +16,9 @@
 //!   message is retried instead, so nothing is lost;
 //! - after `breaker_threshold` consecutive transient 1C failures within one invocation, the rest
 //!   of the batch is backed off without calling 1C.
+//!
+//! An invocation has at most `concurrency` calls to 1C in flight ([`OneCSessions`]); row reads
+//! and write-backs run outside that bound, so 1C's sessions do not wait on DynamoDB.
 
 pub mod config;
 pub mod wiring;
@@ -24,7 +27,9 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::stream::{self, StreamExt};
 use shared::backoff::{visibility_delay, CircuitBreaker, FixedJitter, RandomJitter};
 use shared::error::{Classify, ErrorClass};
-use shared::export::{CustomerExportService, ExportError, ExportOutcome, FailureReport};
+use shared::export::{
+    CustomerExportService, ExportError, ExportOutcome, FailureReport, OneCSessions,
+};
 use shared::message::{ExportMessage, ExportReason, Lane};
 use shared::metrics::{
     Dimension, Metrics, EXPORT_DEAD_LETTERED, EXPORT_FAILED, EXPORT_SKIPPED, EXPORT_SUCCEEDED,
@@ -86,7 +91,8 @@ pub enum Jitter {
 pub struct HandlerSettings {
     /// The queues' `maxReceiveCount`: the delivery at which the exporter gives up.
     pub max_attempts: u32,
-    /// Messages processed at once within a batch (bounds the load on 1C).
+    /// 1C calls in flight at once within an invocation (bounds the load on 1C); the row reads
+    /// and write-backs around them are not counted.
     pub concurrency: usize,
     pub backoff_base: Duration,
     pub backoff_cap: Duration,
@@ -116,12 +122,16 @@ pub async fn handle(
     let failures: Vec<String> = if deps.service.batch_size() > 1 {
         handle_batched(deps, &breaker, event.records).await
     } else {
+        let concurrency = deps.settings.concurrency.max(1);
+        let sessions = OneCSessions::new(concurrency, Some(&breaker));
         stream::iter(event.records)
             .map(|record| {
                 let span = message_span(&record);
-                process(deps, &breaker, record).instrument(span)
+                process(deps, &breaker, &sessions, record).instrument(span)
             })
-            .buffer_unordered(deps.settings.concurrency.max(1))
+            // While `concurrency` exports are in 1C, as many more load their rows or write
+            // their results back.
+            .buffer_unordered(concurrency.saturating_mul(2))
             .filter_map(|failed| async move { failed })
             .collect()
             .await
@@ -203,7 +213,12 @@ async fn parse(deps: &Deps, record: SqsMessage) -> Result<Parsed, Option<String>
 }
 
 /// Processes one record; returns its message id when it must be delivered again.
-async fn process(deps: &Deps, breaker: &CircuitBreaker, record: SqsMessage) -> Option<String> {
+async fn process(
+    deps: &Deps,
+    breaker: &CircuitBreaker,
+    sessions: &OneCSessions<'_>,
+    record: SqsMessage,
+) -> Option<String> {
     let parsed = match parse(deps, record).await {
         Ok(parsed) => parsed,
         Err(outcome) => return outcome,
@@ -215,7 +230,10 @@ async fn process(deps: &Deps, breaker: &CircuitBreaker, record: SqsMessage) -> O
             .retry(None, "1C is failing; circuit breaker open", "circuit_open")
             .await;
     }
-    let result = deps.service.export_customer_to_1c(&parsed.msg).await;
+    let result = deps
+        .service
+        .export_customer_within(&parsed.msg, sessions)
+        .await;
     settle(&ctx, Some(breaker), result.as_ref()).await
 }
 

@@ -9,7 +9,7 @@ use shared::message::Lane;
 use shared::onec::{Counterparty, CounterpartyKind, OneCError};
 use shared::ports::DeadLetterReason;
 use shared::sync_log::{SyncLogStatus, SyncOperation};
-use shared::testing::{FakeOneCClient, Scripted};
+use shared::testing::{FakeCustomerStore, FakeOneCClient, Scripted};
 use std::time::Duration;
 
 mod common;
@@ -322,6 +322,60 @@ async fn no_more_messages_than_the_concurrency_bound_reach_1c_at_once() {
     assert!(failed_ids(&response).is_empty());
     assert_eq!(w.onec.counterparties().len(), 12);
     assert_eq!(w.onec.max_in_flight(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_1c_session_is_never_held_while_rows_load_or_results_are_written_back() {
+    // Given two 1C sessions, four customers, 1C answering in 100 ms and DynamoDB in 10 ms
+    let w = world_with_store(
+        FakeCustomerStore::new().with_latency(Duration::from_millis(10)),
+        FakeOneCClient::new().with_latency(Duration::from_millis(100)),
+        settings(2),
+    );
+    let batch = registrations(&w, 4);
+
+    // When the batch is handled (virtual time: the fakes' latencies are the only clock)
+    let started = tokio::time::Instant::now();
+    let response = handle(&w.deps, batch).await.expect("handled");
+    let elapsed = started.elapsed();
+
+    // Then all four are exported, never more than two in 1C at a time
+    assert!(failed_ids(&response).is_empty());
+    assert_eq!(w.onec.counterparties().len(), 4);
+    assert_eq!(w.onec.max_in_flight(), 2);
+    // And the sessions went straight from the first two customers to the last two: one read
+    // before 1C, two rounds in 1C, one write-back after (10 + 2 × 100 + 10 ms) — not two
+    // rounds of read, 1C and write-back (2 × 120 ms), with a session idle during each
+    assert_eq!(elapsed, Duration::from_millis(220));
+}
+
+#[tokio::test]
+async fn an_export_waiting_for_a_session_when_the_breaker_opens_does_not_call_1c() {
+    // Given one 1C session, a breaker that opens on the first transient failure, and 1C
+    // failing the first call
+    let mut settings = settings(1);
+    settings.breaker_threshold = 1;
+    let w = world_with(
+        FakeOneCClient::new().with_latency(Duration::from_millis(20)),
+        settings,
+    );
+    let batch = registrations(&w, 2);
+    w.onec.fail_next(unavailable());
+
+    // When both are handled: the second loads its row and waits while the first is in 1C
+    let response = handle(&w.deps, batch).await.expect("handled");
+
+    // Then only the first reached 1C; the second backs off as "circuit open" without a call
+    assert_eq!(w.onec.call_count(), 1);
+    assert_eq!(failed_ids(&response), vec!["m-1", "m-2"]);
+    let second = w.log.entries_for("u-2");
+    assert!(
+        second.iter().any(|e| {
+            e.details.error_kind.as_deref() == Some("circuit_open")
+                && e.details.message.as_deref() == Some("1C is failing; circuit breaker open")
+        }),
+        "{second:?}"
+    );
 }
 
 #[tokio::test]

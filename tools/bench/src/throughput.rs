@@ -180,8 +180,11 @@ pub async fn run() -> anyhow::Result<()> {
          does not divide the batch size leaves sessions idle in every batch's last wave \
          (10 messages at concurrency 4 take three waves of 4 slots: at most 10/12 = 83 %). \
          Choose `ExportConcurrency` as a divisor of the batch size (5 or 10) to reach the \
-         limit; what remains is the AWS calls around each 1C request (row read, write-back, \
-         sync log: a few ms each on moto, similar on DynamoDB).\n",
+         limit. A 1C session is held for the 1C call alone: while some exports are in 1C, \
+         others read their rows or write their results back (up to twice `ExportConcurrency` \
+         messages in flight). What remains is each batch's edges: the first wave waits for its \
+         rows and the invocation for the last wave's write-backs and sync log rows — a few ms \
+         each on DynamoDB, more on moto, and more of a short 1C call than of a long one.\n",
         TARGET * 100.0
     );
     doc::write_section("throughput", &body)

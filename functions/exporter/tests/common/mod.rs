@@ -42,7 +42,15 @@ pub fn settings(concurrency: usize) -> HandlerSettings {
 }
 
 pub fn world_with(onec: FakeOneCClient, settings: HandlerSettings) -> World {
-    let store = Arc::new(FakeCustomerStore::new());
+    world_with_store(FakeCustomerStore::new(), onec, settings)
+}
+
+pub fn world_with_store(
+    store: FakeCustomerStore,
+    onec: FakeOneCClient,
+    settings: HandlerSettings,
+) -> World {
+    let store = Arc::new(store);
     let log = Arc::new(FakeSyncLog::new());
     let onec = Arc::new(onec);
     let control = Arc::new(FakeMessageControl::new());
