@@ -17,7 +17,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use shared::redrive::{redrive, RedriveOptions, RedriveStrategy};
 use shared::sync_run::{SyncDirection, SyncRun, SyncRuns};
 use std::time::Duration;
-use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::prelude::*;
 
 #[derive(Debug, Parser)]
@@ -100,11 +100,8 @@ fn parse_direction(raw: &str) -> Result<SyncDirection, String> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    // `Targets`, not `EnvFilter`: this binary shares the function's dependency features.
-    let filter = std::env::var("RUST_LOG")
-        .ok()
-        .and_then(|directives| directives.parse::<Targets>().ok())
-        .unwrap_or_else(|| Targets::new().with_default(LevelFilter::WARN));
+    let directives = std::env::var("RUST_LOG").ok();
+    let filter = shared::logging::log_filter(directives.as_deref(), LevelFilter::WARN);
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .finish()
