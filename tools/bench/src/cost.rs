@@ -468,7 +468,9 @@ pub fn run() -> anyhow::Result<()> {
          utilisation (reads ${:.3} and ${:.3}/1M), against $0.625/1M on demand.\n\n\
          {verdict} Every export writes the user row back (the story's `onec_id`) and appends \
          its sync log row (the story's `CustomerSyncLog`); on on-demand DynamoDB those two \
-         writes alone are ${:.2} per million. The `users` table's capacity mode is the \
+         writes alone are ${:.2} per million, and the write-back with the read before it \
+         ${:.2} — above the target whatever the rest costs, so on-demand capacity for the \
+         `users` table cannot meet it. The `users` table's capacity mode is the \
          platform's choice; of the template's tables only the sync log is written per export, \
          on demand by default or provisioned with auto scaling (`SyncLogCapacity`, \
          docs/operations.md), which is the third row. The reserved row is what a steady, \
@@ -491,6 +493,7 @@ pub fn run() -> anyhow::Result<()> {
         million * provisioned_rru,
         million * reserved_rru,
         2.0 * million * PRICES.dynamodb_wru,
+        million * (PRICES.dynamodb_wru + PRICES.dynamodb_rru),
         sync.total(),
         if assumed.is_empty() {
             String::new()
