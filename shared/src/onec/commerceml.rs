@@ -2,7 +2,7 @@
 
 use super::config::{OneCConfig, Transport};
 use super::http::{malformed, BodyFormat, Dialect, ErrorDetail, HttpCore, Response};
-use super::json::hs_root_segments;
+use super::json::{changes_since, hs_root_segments, with_changes_query};
 use super::xml::{self, Element};
 use super::{ChangePage, Counterparty, CounterpartyKind, OneCClient, OneCError, UpsertOutcome};
 use async_trait::async_trait;
@@ -474,15 +474,8 @@ impl OneCClient for CommerceMlClient {
         cursor: Option<&str>,
         page_size: u32,
     ) -> Result<ChangePage, OneCError> {
-        let since = cursor.or(watermark).filter(|s| !s.is_empty());
-        let mut url = self.url(&["changes"]);
-        {
-            let mut query = url.query_pairs_mut();
-            if let Some(since) = since {
-                query.append_pair("since", since);
-            }
-            query.append_pair("limit", &page_size.max(1).to_string());
-        }
+        let since = changes_since(watermark, cursor);
+        let url = with_changes_query(self.url(&["changes"]), since, page_size);
         let response = self
             .http
             .send("list_changed", self.http.request(Method::GET, url))

@@ -309,6 +309,31 @@ pub(crate) fn hs_root_segments(root: &str) -> Vec<String> {
         .collect()
 }
 
+/// Where a `GET …/changes` page starts: after the cursor, or on a first page the watermark.
+pub(crate) fn changes_since<'a>(
+    watermark: Option<&'a str>,
+    cursor: Option<&'a str>,
+) -> Option<&'a str> {
+    cursor.or(watermark).filter(|s| !s.is_empty())
+}
+
+/// The query of a `GET …/changes` page, the same for both HTTP-service transports: changes
+/// after `since`, at most `page_size` of them.
+pub(crate) fn with_changes_query(
+    mut url: url::Url,
+    since: Option<&str>,
+    page_size: u32,
+) -> url::Url {
+    {
+        let mut query = url.query_pairs_mut();
+        if let Some(since) = since {
+            query.append_pair("since", since);
+        }
+        query.append_pair("limit", &page_size.max(1).to_string());
+    }
+    url
+}
+
 fn parse_json<T: serde::de::DeserializeOwned>(response: &Response) -> Result<T, OneCError> {
     serde_json::from_slice(&response.body).map_err(|e| {
         malformed(
@@ -452,15 +477,8 @@ impl OneCClient for HttpServiceJsonClient {
         cursor: Option<&str>,
         page_size: u32,
     ) -> Result<ChangePage, OneCError> {
-        let since = cursor.or(watermark).filter(|s| !s.is_empty());
-        let mut url = self.url(&["changes"]);
-        {
-            let mut query = url.query_pairs_mut();
-            if let Some(since) = since {
-                query.append_pair("since", since);
-            }
-            query.append_pair("limit", &page_size.max(1).to_string());
-        }
+        let since = changes_since(watermark, cursor);
+        let url = with_changes_query(self.url(&["changes"]), since, page_size);
         let request = self.http.request(Method::GET, url);
         let response = self.http.send("list_changed", request).await?;
         let changes: Changes = parse_json(&response)?;
