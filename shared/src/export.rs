@@ -532,6 +532,21 @@ impl CustomerExportService {
     }
 }
 
+/// How the row's `sync_error_message` starts when transient failures used up a message's
+/// attempts: the one retryable kind of `error`, which the full sync enqueues again (the row
+/// keeps no error class of its own).
+const EXHAUSTED_RETRIES_PREFIX: &str = "gave up after ";
+
+/// The row's error message after the last of `attempts` failed transiently with `reason`.
+pub fn exhausted_retries_message(attempts: u32, reason: &str) -> String {
+    format!("{EXHAUSTED_RETRIES_PREFIX}{attempts} attempts: {reason}")
+}
+
+/// Whether a row's error message says its attempts ran out on transient failures.
+pub fn is_exhausted_retries_message(message: &str) -> bool {
+    message.starts_with(EXHAUSTED_RETRIES_PREFIX)
+}
+
 /// A failed attempt as the row and the sync log record it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FailureReport {
@@ -605,5 +620,20 @@ impl CustomerExportService {
             ),
         )
         .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_of_exhausted_retries_is_told_apart_from_a_permanent_failure() {
+        let exhausted = exhausted_retries_message(5, "1C answered 503");
+        assert_eq!(exhausted, "gave up after 5 attempts: 1C answered 503");
+        assert!(is_exhausted_retries_message(&exhausted));
+        assert!(!is_exhausted_retries_message(
+            "customer data is not valid for 1C: tax_id: check digit mismatch"
+        ));
     }
 }

@@ -28,7 +28,8 @@ use futures::stream::{self, StreamExt};
 use shared::backoff::{visibility_delay, CircuitBreaker, FixedJitter, RandomJitter};
 use shared::error::{Classify, ErrorClass};
 use shared::export::{
-    CustomerExportService, ExportError, ExportOutcome, FailureReport, OneCSessions,
+    exhausted_retries_message, CustomerExportService, ExportError, ExportOutcome, FailureReport,
+    OneCSessions,
 };
 use shared::message::{ExportMessage, ExportReason, Lane};
 use shared::metrics::{
@@ -517,7 +518,7 @@ impl Attempt<'_> {
         let (status, message) = if last {
             (
                 FailureStatus::Error,
-                format!("gave up after {} attempts: {reason}", self.receive_count),
+                exhausted_retries_message(self.receive_count, reason),
             )
         } else {
             (FailureStatus::Retrying, reason.to_owned())

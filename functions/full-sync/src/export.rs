@@ -1,6 +1,7 @@
 //! Which users the export scan enqueues.
 
 use shared::domain::{Customer, SyncStatus};
+use shared::export::is_exhausted_retries_message;
 
 /// The attributes [`export_need`] reads: the scan projects only these.
 pub const DECISION_ATTRIBUTES: &[&str] = &[
@@ -12,11 +13,6 @@ pub const DECISION_ATTRIBUTES: &[&str] = &[
     "sync_status",
     "sync_error_message",
 ];
-
-/// How the exporter's message starts when a transient failure used up the attempts
-/// (`functions/exporter`: "gave up after N attempts: …"); the row records no error class, and
-/// this is the one retryable kind of `error`.
-pub const EXHAUSTED_RETRIES_PREFIX: &str = "gave up after ";
 
 /// Why a user needs exporting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,7 +43,7 @@ pub fn export_need(user: &Customer) -> Option<ExportNeed> {
         Some(SyncStatus::Error) => user
             .sync_error_message
             .as_deref()
-            .is_some_and(|m| m.starts_with(EXHAUSTED_RETRIES_PREFIX))
+            .is_some_and(is_exhausted_retries_message)
             .then_some(ExportNeed::ExhaustedRetries),
         _ if user.needs_1c_export => Some(ExportNeed::Flagged),
         _ if user.synced_version.is_none() => Some(ExportNeed::NeverSynced),
