@@ -288,6 +288,16 @@ impl CustomerExportService {
         &self,
         msgs: &[ExportMessage],
     ) -> Vec<Result<ExportOutcome, ExportError>> {
+        self.export_customers_within(msgs, &OneCSessions::unlimited())
+            .await
+    }
+
+    /// [`Self::export_customers_to_1c`], each 1C call made within one of `sessions`.
+    pub async fn export_customers_within(
+        &self,
+        msgs: &[ExportMessage],
+        sessions: &OneCSessions<'_>,
+    ) -> Vec<Result<ExportOutcome, ExportError>> {
         let mut results: Vec<Option<Result<ExportOutcome, ExportError>>> =
             msgs.iter().map(|_| None).collect();
         let prepared = futures::future::join_all(msgs.iter().map(|msg| async move {
@@ -301,9 +311,7 @@ impl CustomerExportService {
         let mut sends = Vec::new();
         for (i, prepared) in prepared.into_iter().enumerate() {
             match prepared {
-                Ok(None) => {
-                    results[i] = Some(self.deactivate(&msgs[i], &OneCSessions::unlimited()).await)
-                }
+                Ok(None) => results[i] = Some(self.deactivate(&msgs[i], sessions).await),
                 Ok(Some(Prepared::Done(outcome))) => results[i] = Some(Ok(outcome)),
                 Ok(Some(Prepared::Send {
                     customer,
@@ -317,7 +325,20 @@ impl CustomerExportService {
                 .iter()
                 .map(|(_, _, cp)| Counterparty::clone(cp))
                 .collect();
-            let (outcomes, duration_ms) = self.upsert_many(&counterparties).await;
+            let (outcomes, duration_ms) = match sessions.enter().await {
+                Ok(session) => {
+                    let sent = self.upsert_many(&counterparties).await;
+                    drop(session);
+                    sent
+                }
+                // The breaker opened while this batch waited: none of it is sent.
+                Err(_) => {
+                    for (i, _, _) in chunk {
+                        results[*i] = Some(Err(ExportError::CircuitOpen));
+                    }
+                    continue;
+                }
+            };
             let finished = futures::future::join_all(chunk.iter().zip(outcomes).map(
                 |((_, customer, _), outcome)| async move {
                     match outcome {

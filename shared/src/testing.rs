@@ -346,8 +346,12 @@ impl FakeOneCClient {
 
     /// Every call takes this long (lets concurrency be observed).
     pub fn with_latency(self, latency: Duration) -> Self {
-        *lock(&self.latency) = latency;
+        self.set_latency(latency);
         self
+    }
+
+    pub fn set_latency(&self, latency: Duration) {
+        *lock(&self.latency) = latency;
     }
 
     /// Queues scripted outcomes for the next calls, consumed in order; later calls succeed.

@@ -305,9 +305,11 @@ async fn handle_batched(
         }
     }
     let concurrency = deps.settings.concurrency.max(1);
+    let sessions = OneCSessions::new(concurrency, Some(breaker));
+    let sessions = &sessions;
     let from_chunks: Vec<Vec<String>> = stream::iter(chunks)
-        .map(|chunk| export_chunk(deps, breaker, chunk))
-        .buffer_unordered(concurrency)
+        .map(|chunk| export_chunk(deps, breaker, sessions, chunk))
+        .buffer_unordered(concurrency.saturating_mul(2))
         .collect()
         .await;
     failures.extend(from_chunks.into_iter().flatten());
@@ -321,13 +323,16 @@ async fn handle_batched(
                         .retry(None, "1C is failing; circuit breaker open", "circuit_open")
                         .await;
                 }
-                let result = deps.service.export_customer_to_1c(&parsed.msg).await;
+                let result = deps
+                    .service
+                    .export_customer_within(&parsed.msg, sessions)
+                    .await;
                 settle(&ctx, Some(breaker), result.as_ref()).await
             }
             .instrument(span)
             .await
         })
-        .buffer_unordered(concurrency)
+        .buffer_unordered(concurrency.saturating_mul(2))
         .collect()
         .await;
     failures.extend(from_deactivations.into_iter().flatten());
@@ -338,6 +343,7 @@ async fn handle_batched(
 async fn export_chunk(
     deps: &Deps,
     breaker: &CircuitBreaker,
+    sessions: &OneCSessions<'_>,
     chunk: Vec<Vec<Parsed>>,
 ) -> Vec<String> {
     let mut failures = Vec::new();
@@ -361,7 +367,7 @@ async fn export_chunk(
         .filter_map(|unit| unit.iter().max_by_key(|p| p.msg.version))
         .map(|p| p.msg.clone())
         .collect();
-    let results = deps.service.export_customers_to_1c(&msgs).await;
+    let results = deps.service.export_customers_within(&msgs, sessions).await;
     for (unit, result) in chunk.iter().zip(results) {
         for (i, parsed) in unit.iter().enumerate() {
             let ctx = parsed.attempt(deps);

@@ -324,6 +324,42 @@ async fn a_whole_batch_503_backs_off_every_message_of_the_batch() {
 }
 
 #[tokio::test]
+async fn a_batch_waiting_for_the_1c_session_when_the_breaker_opens_is_not_sent() {
+    // Given batches of two, one 1C session, a breaker that opens on the first transient
+    // failure, and a slow 1C failing both customers of the first batch
+    let mut w = world(2);
+    w.deps.settings.concurrency = 1;
+    w.deps.settings.breaker_threshold = 1;
+    w.per_customer.set_latency(Duration::from_millis(20));
+    let unavailable = || OneCError::Unavailable {
+        status: 503,
+        retry_after: None,
+        detail: None,
+    };
+    w.per_customer
+        .script([Scripted::Fail(unavailable()), Scripted::Fail(unavailable())]);
+    let batch = registrations(&w, 4);
+
+    // When handled: the second batch is mapped and waits for the session the first one holds
+    let response = handle(&w.deps, batch).await.expect("handled");
+
+    // Then only the first batch reached 1C, and all four messages back off
+    assert_eq!(w.onec.batches(), vec![vec!["u-1", "u-2"]]);
+    assert_eq!(w.per_customer.call_count(), 2);
+    assert_eq!(failed_ids(&response), vec!["m-1", "m-2", "m-3", "m-4"]);
+    // And the second batch's customers say why they were not sent
+    for id in ["u-3", "u-4"] {
+        let entries = w.log.entries_for(id);
+        assert_eq!(entries.len(), 1, "{id}");
+        assert_eq!(entries[0].status, SyncLogStatus::Retrying);
+        assert_eq!(
+            entries[0].details.error_kind.as_deref(),
+            Some("circuit_open")
+        );
+    }
+}
+
+#[tokio::test]
 async fn duplicate_messages_for_one_customer_in_an_invocation_become_one_batch_item() {
     // Given two deliveries of one change, a newer change of the same customer, and another
     let w = world(10);
