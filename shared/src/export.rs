@@ -251,12 +251,12 @@ impl CustomerExportService {
         &self,
         msg: &ExportMessage,
     ) -> Result<ExportOutcome, ExportError> {
-        self.export_customer_within(msg, &OneCSessions::unlimited())
+        self.export_customer_to_1c_within(msg, &OneCSessions::unlimited())
             .await
     }
 
     /// [`Self::export_customer_to_1c`], calling 1C only within one of `sessions`.
-    pub async fn export_customer_within(
+    pub async fn export_customer_to_1c_within(
         &self,
         msg: &ExportMessage,
         sessions: &OneCSessions<'_>,
@@ -288,12 +288,12 @@ impl CustomerExportService {
         &self,
         msgs: &[ExportMessage],
     ) -> Vec<Result<ExportOutcome, ExportError>> {
-        self.export_customers_within(msgs, &OneCSessions::unlimited())
+        self.export_customers_to_1c_within(msgs, &OneCSessions::unlimited())
             .await
     }
 
     /// [`Self::export_customers_to_1c`], each 1C call made within one of `sessions`.
-    pub async fn export_customers_within(
+    pub async fn export_customers_to_1c_within(
         &self,
         msgs: &[ExportMessage],
         sessions: &OneCSessions<'_>,

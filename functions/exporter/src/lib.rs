@@ -233,7 +233,7 @@ async fn process(
     }
     let result = deps
         .service
-        .export_customer_within(&parsed.msg, sessions)
+        .export_customer_to_1c_within(&parsed.msg, sessions)
         .await;
     settle(&ctx, Some(breaker), result.as_ref()).await
 }
@@ -325,7 +325,7 @@ async fn handle_batched(
                 }
                 let result = deps
                     .service
-                    .export_customer_within(&parsed.msg, sessions)
+                    .export_customer_to_1c_within(&parsed.msg, sessions)
                     .await;
                 settle(&ctx, Some(breaker), result.as_ref()).await
             }
@@ -367,7 +367,10 @@ async fn export_chunk(
         .filter_map(|unit| unit.iter().max_by_key(|p| p.msg.version))
         .map(|p| p.msg.clone())
         .collect();
-    let results = deps.service.export_customers_within(&msgs, sessions).await;
+    let results = deps
+        .service
+        .export_customers_to_1c_within(&msgs, sessions)
+        .await;
     for (unit, result) in chunk.iter().zip(results) {
         for (i, parsed) in unit.iter().enumerate() {
             let ctx = parsed.attempt(deps);
