@@ -81,7 +81,8 @@ pub enum ExportError {
     #[error("{0}")]
     Store(#[source] StoreError),
 
-    /// The invocation's circuit breaker opened while this export waited for a 1C session.
+    /// The invocation's circuit breaker is open (it may have opened while this export waited
+    /// for a 1C session): 1C is not called.
     #[error("1C is failing; circuit breaker open")]
     CircuitOpen,
 }

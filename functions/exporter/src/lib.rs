@@ -226,16 +226,19 @@ async fn process(
     };
     let ctx = parsed.attempt(deps);
     if breaker.is_open() {
-        tracing::info!("circuit open: backing off without calling 1C");
-        return ctx
-            .retry(None, "1C is failing; circuit breaker open", "circuit_open")
-            .await;
+        return circuit_open(&ctx).await;
     }
     let result = deps
         .service
         .export_customer_to_1c_within(&parsed.msg, sessions)
         .await;
     settle(&ctx, Some(breaker), result.as_ref()).await
+}
+
+/// Backs a delivery off without reading its row or calling 1C: the breaker is already open.
+async fn circuit_open(ctx: &Attempt<'_>) -> Option<String> {
+    tracing::info!("circuit open: backing off without calling 1C");
+    settle(ctx, None, Err(&ExportError::CircuitOpen)).await
 }
 
 /// Applies an export's result to one delivery: success, backoff or dead letter.
@@ -319,9 +322,7 @@ async fn handle_batched(
             async {
                 let ctx = parsed.attempt(deps);
                 if breaker.is_open() {
-                    return ctx
-                        .retry(None, "1C is failing; circuit breaker open", "circuit_open")
-                        .await;
+                    return circuit_open(&ctx).await;
                 }
                 let result = deps
                     .service
@@ -350,13 +351,7 @@ async fn export_chunk(
     if breaker.is_open() {
         for parsed in chunk.iter().flatten() {
             let ctx = parsed.attempt(deps);
-            let failed = async {
-                tracing::info!("circuit open: backing off without calling 1C");
-                ctx.retry(None, "1C is failing; circuit breaker open", "circuit_open")
-                    .await
-            }
-            .instrument(parsed.span.clone())
-            .await;
+            let failed = circuit_open(&ctx).instrument(parsed.span.clone()).await;
             failures.extend(failed);
         }
         return failures;
