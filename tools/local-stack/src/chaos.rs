@@ -20,6 +20,7 @@
 use crate::demo::{differing_fields, read_dlq, scan, DeadLetterSummary, Row};
 use crate::runner::{FullSyncSchedule, LocalStack, LocalStackOptions, RunnerError};
 use crate::spec::MAX_EXPORT_ATTEMPTS;
+use crate::stream_audit::{describe, is_moto_noop, is_own_write, ItemImages};
 use crate::stream_poller::{StreamPoller, StreamPollerConfig};
 use crate::users::{self, Expect, GeneratedUser};
 use aws_lambda_events::event::dynamodb::EventRecord;
@@ -30,7 +31,7 @@ use onec_emulator::FaultPlan;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use shared::adapters::sqs::SqsExportQueue;
-use shared::domain::{Customer, SyncStatus, BOOKKEEPING_ATTRIBUTES};
+use shared::domain::SyncStatus;
 use shared::filter::{decide, FilterPolicy};
 use shared::mapping::CustomerDataMapper;
 use shared::message::{ExportMessage, ExportReason};
@@ -842,8 +843,7 @@ async fn check_stream(
     let mut per_customer: HashMap<String, Vec<String>> = HashMap::new();
     let mut item_images = ItemImages::default();
     for record in &records {
-        // moto writes a record for an update that changes nothing; AWS writes none.
-        if record.event_name == "MODIFY" && describe(record) == "MODIFY()" {
+        if is_moto_noop(record) {
             report.moto_noop_records += 1;
             continue;
         }
@@ -883,101 +883,4 @@ async fn check_stream(
         }
     }
     Ok(())
-}
-
-/// Each item's latest new image, to check that a record follows the one before it.
-#[derive(Default)]
-struct ItemImages(HashMap<String, serde_dynamo::Item>);
-
-impl ItemImages {
-    /// Whether `record` starts from the state the item's previous record left (always so on
-    /// DynamoDB, where an item's records form one chain); remembers its new image either way,
-    /// since the item now holds it.
-    fn follows(&mut self, id: &str, record: &EventRecord) -> bool {
-        let follows = record.event_name != "MODIFY"
-            || self
-                .0
-                .get(id)
-                .is_none_or(|previous| *previous == record.change.old_image);
-        self.0
-            .insert(id.to_owned(), record.change.new_image.clone());
-        follows
-    }
-}
-
-/// `MODIFY(a,b)`: the event and the attributes whose values it changed.
-fn describe(record: &EventRecord) -> String {
-    let (old, new) = (&record.change.old_image, &record.change.new_image);
-    let changed: BTreeSet<&str> = old
-        .keys()
-        .chain(new.keys())
-        .filter(|k| old.get(*k) != new.get(*k))
-        .map(String::as_str)
-        .collect();
-    match record.event_name.as_str() {
-        "MODIFY" => format!(
-            "MODIFY({})",
-            changed.into_iter().collect::<Vec<_>>().join(",")
-        ),
-        other => other.to_owned(),
-    }
-}
-
-/// A MODIFY only onec-sync could have made: bookkeeping attributes only, or a write that
-/// brought the row in sync (the exporter's write-back, the 1C import).
-fn is_own_write(record: &EventRecord) -> bool {
-    if record.event_name != "MODIFY" {
-        return false;
-    }
-    let (old, new) = (&record.change.old_image, &record.change.new_image);
-    let bookkeeping_only = old
-        .keys()
-        .chain(new.keys())
-        .filter(|k| old.get(*k) != new.get(*k))
-        .all(|k| BOOKKEEPING_ATTRIBUTES.contains(&k.as_str()));
-    let in_sync = serde_dynamo::from_item::<_, Customer>(new.clone())
-        .ok()
-        .is_some_and(|c| c.is_in_sync());
-    bookkeeping_only || in_sync
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use aws_lambda_events::event::dynamodb::Event;
-
-    fn record(event: &str, old: Option<u64>, new: u64) -> EventRecord {
-        let sample: Event =
-            serde_json::from_str(include_str!("../../../events/dynamodb-insert.json"))
-                .expect("the sample stream event");
-        let mut record = sample.records[0].clone();
-        let image = |synced: u64| {
-            serde_dynamo::Item::from(HashMap::from([
-                (
-                    "id".to_owned(),
-                    serde_dynamo::AttributeValue::S("u-1".into()),
-                ),
-                (
-                    "synced_version".to_owned(),
-                    serde_dynamo::AttributeValue::N(synced.to_string()),
-                ),
-            ]))
-        };
-        record.event_name = event.to_owned();
-        record.change.new_image = image(new);
-        record.change.old_image = old.map(image).unwrap_or_default();
-        record
-    }
-
-    #[test]
-    fn records_that_chain_from_the_items_last_state_follow_and_a_raced_one_does_not() {
-        let mut images = ItemImages::default();
-        // Given an insert and an update that starts from it
-        assert!(images.follows("u-1", &record("INSERT", None, 0)));
-        assert!(images.follows("u-1", &record("MODIFY", Some(0), 1)));
-        // When a second update also starts from the state before the first (a lost race)
-        assert!(!images.follows("u-1", &record("MODIFY", Some(0), 1)));
-        // Then the next one, starting from what the item holds, follows again
-        assert!(images.follows("u-1", &record("MODIFY", Some(1), 2)));
-    }
 }

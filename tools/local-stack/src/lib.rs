@@ -5,7 +5,8 @@
 //!   invoke functions without Docker;
 //! - [`runner`]: moto + the 1C emulator + the stack + the real handlers behind those pollers;
 //! - [`demo`] / [`users`]: the `make demo` scenario and its generated platform users;
-//! - [`chaos`]: the `make chaos` run (faults, outage, redelivery) and its checks.
+//! - [`chaos`]: the `make chaos` run (faults, outage, redelivery) and its checks;
+//! - [`stream_audit`]: the rules both read the users table's stream back by.
 
 pub mod chaos;
 pub mod demo;
@@ -13,6 +14,7 @@ pub mod moto;
 pub mod runner;
 pub mod spec;
 pub mod sqs_poller;
+pub mod stream_audit;
 pub mod stream_poller;
 pub mod users;
 
