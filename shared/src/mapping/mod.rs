@@ -115,6 +115,10 @@ impl Default for CustomerDataMapper {
     }
 }
 
+fn is_blank(value: Option<&str>) -> bool {
+    value.is_none_or(|v| v.trim().is_empty())
+}
+
 fn join_names(parts: [Option<&str>; 2]) -> Option<String> {
     let joined = parts.into_iter().flatten().collect::<Vec<_>>().join(" ");
     (!joined.is_empty()).then_some(joined)
@@ -210,7 +214,10 @@ impl CustomerDataMapper {
             CounterpartyKind::Individual => {
                 let name = join_names([last_name.as_deref(), first_name.as_deref()]);
                 match &name {
-                    None if customer.first_name.is_none() && customer.last_name.is_none() => {
+                    // A blank name is no name; a present but invalid one has its own problem.
+                    None if is_blank(customer.first_name.as_deref())
+                        && is_blank(customer.last_name.as_deref()) =>
+                    {
                         p.push("name", "an individual needs a first or last name")
                     }
                     Some(n) if n.chars().count() > NAME_MAX => p.push(
@@ -856,7 +863,7 @@ platform = ["email", "phone", "first_name", "last_name", "company_name", "tax_id
     }
 
     #[test]
-    fn an_individual_needs_some_name_and_a_missing_email_is_reported() {
+    fn an_individual_needs_some_name_a_blank_one_is_none_and_a_missing_email_is_reported() {
         let customer = Customer {
             first_name: None,
             last_name: None,
@@ -864,6 +871,12 @@ platform = ["email", "phone", "first_name", "last_name", "company_name", "tax_id
             ..individual()
         };
         assert_eq!(problem_fields(&customer), ["name", "email"]);
+        let blank_names = Customer {
+            first_name: Some("  ".into()),
+            last_name: Some(String::new()),
+            ..individual()
+        };
+        assert_eq!(problem_fields(&blank_names), ["name"]);
         let only_first = Customer {
             last_name: None,
             ..individual()

@@ -86,9 +86,11 @@ pub(crate) fn decode(content_type: &str, body: &[u8]) -> Result<Vec<Vec<PartResp
     split(body, &outer)?
         .into_iter()
         .map(|(headers, content)| {
-            let kind = content_type_of(&headers);
+            let content_type = content_type_of(&headers);
+            // Media types compare case-insensitively; the boundary is case-sensitive (RFC 2046).
+            let kind = content_type.to_ascii_lowercase();
             if kind.starts_with("multipart/mixed") {
-                let inner = boundary(&kind).ok_or("a change set answer has no boundary")?;
+                let inner = boundary(&content_type).ok_or("a change set answer has no boundary")?;
                 split(content, &inner)?
                     .into_iter()
                     .map(|(_, message)| http_response(message))
@@ -117,7 +119,7 @@ fn content_type_of(headers: &Headers) -> String {
     headers
         .iter()
         .find(|(name, _)| name.eq_ignore_ascii_case("content-type"))
-        .map(|(_, value)| value.to_ascii_lowercase())
+        .map(|(_, value)| value.clone())
         .unwrap_or_default()
 }
 
@@ -283,6 +285,24 @@ mod tests {
         assert_eq!(parts[1][0].body, b"{}");
         assert_eq!(parts[2][0].status, StatusCode::INTERNAL_SERVER_ERROR);
         assert!(parts[2][0].body.starts_with(b"{\"odata.error\""));
+    }
+
+    #[test]
+    fn a_change_set_boundary_keeps_its_case_while_the_media_type_is_read_in_any_case() {
+        // Given a change set answer whose boundary has capitals (boundaries are case-sensitive)
+        let body = "--Batch_A\r\n\
+            Content-Type: Multipart/Mixed; boundary=changesetresponse_9A0E\r\n\r\n\
+            --changesetresponse_9A0E\r\nContent-Type: application/http\r\n\r\n\
+            HTTP/1.1 204 No Content\r\n\r\n\r\n\
+            --changesetresponse_9A0E--\r\n\
+            --Batch_A--\r\n";
+
+        // When it is decoded
+        let parts = decode("multipart/mixed; boundary=Batch_A", body.as_bytes()).unwrap();
+
+        // Then the change set's response is found
+        assert_eq!(parts.len(), 1);
+        assert_eq!(parts[0][0].status, StatusCode::NO_CONTENT);
     }
 
     #[test]

@@ -313,14 +313,13 @@ fn parse_document(response: &Response) -> Result<Element, OneCError> {
     })?;
     if root.name == "Ошибка" {
         // 1C wrote an error document although it answered 2xx.
-        let detail = parse_error_body(&response.body).unwrap_or_default();
+        let detail = parse_error_body(&response.body)
+            .unwrap_or_default()
+            .for_logs();
         return Err(OneCError::Rejected {
             status: response.status.as_u16(),
             message: detail
                 .message
-                .map(|m| {
-                    super::http::truncate(&crate::pii::scrub(&m), super::http::MAX_DETAIL_CHARS)
-                })
                 .unwrap_or_else(|| "1C reported an error".into()),
             code: detail.code,
         });
@@ -657,6 +656,31 @@ mod tests {
         assert_eq!(detail.code.as_deref(), Some("business"));
         assert_eq!(detail.message.as_deref(), Some("Нельзя"));
         assert!(parse_error_body(b"<html><title>x</title></html>").is_none());
+    }
+
+    #[test]
+    fn an_error_document_answered_with_2xx_is_a_rejection_with_contact_data_masked() {
+        // Given 1C answering 200 with an error document that echoes an e-mail in both parts
+        let response = Response {
+            status: StatusCode::OK,
+            headers: reqwest::header::HeaderMap::new(),
+            body: format!(
+                "<Ошибка><Код>ivan.petrov@example.ru</Код><Сообщение>Дубль ivan.petrov@example.ru {}</Сообщение></Ошибка>",
+                "x".repeat(5000)
+            )
+            .into_bytes(),
+        };
+
+        // When it is read
+        let Err(OneCError::Rejected { code, message, .. }) = parse_document(&response) else {
+            panic!("a 2xx error document is a rejection");
+        };
+
+        // Then neither part carries the address, and both are cut to length
+        let code = code.expect("the code is kept");
+        assert!(!code.contains("ivan.petrov") && !message.contains("ivan.petrov"));
+        assert!(code.chars().count() <= 41);
+        assert!(message.chars().count() <= super::super::http::MAX_DETAIL_CHARS + 1);
     }
 }
 

@@ -14,12 +14,25 @@ use url::Url;
 pub(crate) const MAX_DETAIL_CHARS: usize = 300;
 const MAX_TITLE_CHARS: usize = 120;
 const MAX_REDIRECTS: usize = 5;
+const MAX_CODE_CHARS: usize = 40;
 
 /// 1C's error code and message, extracted from an error body by the transport's hook.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) struct ErrorDetail {
     pub code: Option<String>,
     pub message: Option<String>,
+}
+
+impl ErrorDetail {
+    /// Cut to length and with contact and tax data masked: 1C's text may echo the request
+    /// back, and both parts end up in logs, the sync log and the row's error message.
+    pub(crate) fn for_logs(self) -> Self {
+        let clean = |text: String, max: usize| truncate(&crate::pii::scrub(&text), max);
+        Self {
+            code: self.code.map(|c| clean(c, MAX_CODE_CHARS)),
+            message: self.message.map(|m| clean(m, MAX_DETAIL_CHARS)),
+        }
+    }
 }
 
 /// The body format a transport expects on success.
@@ -364,13 +377,7 @@ pub(crate) fn classify(
         return Ok(());
     }
 
-    let detail = (dialect.parse_error)(body).map(|d| ErrorDetail {
-        code: d.code.map(|c| truncate(&c, 40)),
-        // 1C's text may echo the request's contact data back.
-        message: d
-            .message
-            .map(|m| truncate(&crate::pii::scrub(&m), MAX_DETAIL_CHARS)),
-    });
+    let detail = (dialect.parse_error)(body).map(ErrorDetail::for_logs);
     let message_of = |detail: &Option<ErrorDetail>| {
         detail
             .as_ref()
