@@ -90,8 +90,13 @@ fn valid_datetime(value: &str) -> bool {
     chrono::NaiveDateTime::parse_from_str(value, "%Y-%m-%dT%H:%M:%S").is_ok()
 }
 
-/// The paging position of `list_changed`: the skip offset within the filter it started with,
-/// and the greatest modification date seen on earlier pages (the last page may be empty).
+/// The paging position of `list_changed`: the next page is `modified ge since`, skipping
+/// `skip` rows of it, and `seen` is the greatest modification date on earlier pages (the last
+/// page may be empty).
+///
+/// Pages end on a date boundary (see [`Cursor::after_page`]) so that `skip` only ever counts
+/// rows of one modification date: a `$skip` over a longer range would pass over unread rows
+/// whenever a row already read is modified (it moves to the end and the rest shift left).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Cursor {
     skip: u64,
@@ -125,6 +130,34 @@ impl Cursor {
             return None;
         }
         Some(Self { skip, since, seen })
+    }
+
+    /// Of a full page whose rows have the modification dates `dates` (ascending), how many
+    /// rows to hand out and where the next page starts.
+    ///
+    /// The rows of the page's last date are left for the next page, which starts at that date
+    /// with nothing to skip; rows read before it can then move without shifting an unread one
+    /// out of reach. Only a page of one single date (more rows changed in one second than a
+    /// page holds) is handed out whole and continued by a skip within that date — the one case
+    /// in which a row of that date modified during the listing can still shift another past
+    /// the skip.
+    fn after_page(&self, dates: &[&str]) -> (usize, Cursor) {
+        let Some(last) = dates.last() else {
+            return (0, self.clone());
+        };
+        let boundary = dates.iter().position(|d| d == last).unwrap_or(0);
+        let skip = match boundary {
+            0 if self.since.as_deref() == Some(*last) => self.skip + dates.len() as u64,
+            0 => dates.len() as u64,
+            _ => 0,
+        };
+        let kept = if boundary == 0 { dates.len() } else { boundary };
+        let next = Cursor {
+            skip,
+            since: Some((*last).to_owned()),
+            seen: self.seen.clone(),
+        };
+        (kept, next)
     }
 }
 
@@ -864,18 +897,41 @@ impl OneCClient for ODataClient {
             .http
             .send("list_changed", self.http.request(Method::GET, url))
             .await?;
-        let found = entities(&response)?;
+        let mut found = entities(&response)?;
+        let full = found.len() as u64 >= u64::from(top);
+        let next = match attribute {
+            Some(attr) if full => {
+                let dates: Vec<&str> = found
+                    .iter()
+                    .map(|e| {
+                        e.get(attr)
+                            .and_then(Value::as_str)
+                            .filter(|v| valid_datetime(v))
+                            .unwrap_or(EMPTY_DATE)
+                    })
+                    .collect();
+                let (kept, next) = cursor.after_page(&dates);
+                found.truncate(kept);
+                Some(next)
+            }
+            // Without a date the whole catalogue is listed by reference; rows are only added.
+            None if full => Some(Cursor {
+                skip: cursor.skip + found.len() as u64,
+                since: None,
+                seen: None,
+            }),
+            _ => None,
+        };
         let watermark = found
             .iter()
             .filter_map(|e| self.modified_at(e))
-            .chain(cursor.since.clone())
+            .chain(cursor.since.clone().filter(|d| d != EMPTY_DATE))
             .chain(cursor.seen.clone())
             .max();
-        let next_cursor = (found.len() as u64 >= u64::from(top)).then(|| {
+        let next_cursor = next.map(|next| {
             Cursor {
-                skip: cursor.skip + found.len() as u64,
-                since: cursor.since.clone(),
                 seen: watermark.clone(),
+                ..next
             }
             .encode()
         });
@@ -1034,6 +1090,32 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(chosen["Ref_Key"], "c");
+    }
+
+    #[test]
+    fn a_full_page_leaves_its_last_dates_rows_to_the_next_page_which_starts_at_that_date() {
+        const D1: &str = "2026-11-28T10:00:01";
+        const D2: &str = "2026-11-28T10:00:02";
+        const D3: &str = "2026-11-28T10:00:03";
+        let start = Cursor {
+            skip: 0,
+            since: Some(D1.into()),
+            seen: None,
+        };
+        // Rows of several dates: the trailing D3 rows wait for the next page
+        let (kept, next) = start.after_page(&[D1, D2, D3, D3]);
+        assert_eq!(kept, 2);
+        assert_eq!((next.since.as_deref(), next.skip), (Some(D3), 0));
+        // A page of one date is handed out whole; the next skips within that date
+        let (kept, next) = next.after_page(&[D3, D3, D3, D3]);
+        assert_eq!(kept, 4);
+        assert_eq!((next.since.as_deref(), next.skip), (Some(D3), 4));
+        let (kept, next) = next.after_page(&[D3, D3, D3, D3]);
+        assert_eq!((kept, next.skip), (4, 8));
+        // A page of one date later than where it started skips only that date's rows
+        let (kept, next) = start.after_page(&[D2, D2]);
+        assert_eq!(kept, 2);
+        assert_eq!((next.since.as_deref(), next.skip), (Some(D2), 2));
     }
 
     #[test]

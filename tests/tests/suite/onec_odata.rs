@@ -64,6 +64,80 @@ async fn duplicates_already_in_1c_are_not_multiplied_and_the_oldest_is_updated()
 }
 
 #[tokio::test]
+async fn a_counterparty_modified_while_changes_are_listed_makes_no_other_one_skipped() {
+    // Given six counterparties last changed one second apart
+    let emulator = emulator::Emulator::start().await;
+    let client = emulator.client(TRANSPORT);
+    let mut refs = Vec::new();
+    for second in 1..=6 {
+        let out = client
+            .upsert_customer(&emulator::individual(&emulator::platform_id()))
+            .await
+            .expect("upsert succeeds");
+        let at = chrono::NaiveDate::from_ymd_opt(2026, 1, 1)
+            .and_then(|d| d.and_hms_opt(10, 0, second))
+            .expect("a valid date");
+        emulator
+            .handle
+            .backdate(&out.onec_id, at)
+            .expect("backdated");
+        refs.push(out.onec_id);
+    }
+
+    // When the first page is read, the first counterparty is then edited in 1C (it moves to
+    // the end of the change order), and the listing continues
+    let first = client
+        .list_changed(None, None, 3)
+        .await
+        .expect("the first page");
+    assert!(first
+        .items
+        .iter()
+        .any(|cp| cp.onec_id.as_ref() == Some(&refs[0])));
+    emulator
+        .handle
+        .edit_in_1c(
+            &refs[0],
+            onec_emulator::CounterpartyPatch {
+                role: Some(Some("Дилер".into())),
+                ..Default::default()
+            },
+        )
+        .expect("the edit in 1C succeeds");
+    let mut listed: Vec<_> = first.items;
+    let mut cursor = first.next_cursor;
+    let mut watermark = first.watermark;
+    while let Some(next) = cursor {
+        let page = client
+            .list_changed(None, Some(&next), 3)
+            .await
+            .expect("a page");
+        listed.extend(page.items);
+        cursor = page.next_cursor;
+        watermark = page.watermark;
+        assert!(listed.len() < 50, "paging does not end");
+    }
+
+    // Then every counterparty was listed (an offset over the whole range would have passed
+    // over the fourth), the edited one again with its edit, and the watermark is its new date
+    for onec_id in &refs {
+        assert!(
+            listed.iter().any(|cp| cp.onec_id.as_ref() == Some(onec_id)),
+            "{onec_id} was never listed"
+        );
+    }
+    let edited = listed.last().expect("something was listed");
+    assert_eq!(edited.onec_id.as_ref(), Some(&refs[0]));
+    assert_eq!(edited.role.as_deref(), Some("Дилер"));
+    let record = emulator.handle.counterparty(&refs[0]).expect("in 1C");
+    assert_eq!(
+        watermark,
+        Some(record.modified_at.format("%Y-%m-%dT%H:%M:%S").to_string())
+    );
+    emulator.stop().await;
+}
+
+#[tokio::test]
 async fn without_a_modification_date_attribute_the_whole_catalogue_is_paged_once() {
     // Given a deployment whose catalogue has no modification date attribute
     let emulator = emulator::Emulator::start().await;

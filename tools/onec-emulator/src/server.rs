@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use base64::Engine as _;
+use chrono::NaiveDateTime;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -119,6 +120,10 @@ impl AppState {
             store.ensure_platform_id_free(pid, Some(&own_id))?;
         }
         store.update(onec_id, |fields| patch.apply(fields))
+    }
+
+    pub fn backdate(&self, onec_id: &str, modified_at: NaiveDateTime) -> Result<(), StoreError> {
+        self.store().backdate(onec_id, modified_at)
     }
 
     pub fn faults(&self) -> FaultPlan {
@@ -236,6 +241,12 @@ impl EmulatorHandle {
         patch: CounterpartyPatch,
     ) -> Result<CounterpartyRecord, StoreError> {
         self.state.edit_in_1c(onec_id, patch)
+    }
+
+    /// Sets a counterparty's modification date as if it was last changed then (whole seconds
+    /// make most changes in a test share one; this spreads them).
+    pub fn backdate(&self, onec_id: &str, modified_at: NaiveDateTime) -> Result<(), StoreError> {
+        self.state.backdate(onec_id, modified_at)
     }
 
     /// An operator enters a counterparty in 1C (no platform id needed).

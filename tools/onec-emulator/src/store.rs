@@ -404,6 +404,20 @@ impl Store {
         }
     }
 
+    pub fn backdate(
+        &mut self,
+        onec_id: &str,
+        modified_at: NaiveDateTime,
+    ) -> Result<(), StoreError> {
+        let key = onec_id.to_ascii_lowercase();
+        let record = self
+            .records
+            .get_mut(&key)
+            .ok_or_else(|| StoreError::NotFound(onec_id.to_string()))?;
+        record.modified_at = modified_at;
+        Ok(())
+    }
+
     fn next_version(&mut self) -> (u64, String, NaiveDateTime) {
         self.last_seq += 1;
         let data_version =
