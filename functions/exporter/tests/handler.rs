@@ -324,6 +324,26 @@ async fn no_more_messages_than_the_concurrency_bound_reach_1c_at_once() {
     assert_eq!(w.onec.max_in_flight(), 3);
 }
 
+#[tokio::test]
+async fn batch_calls_to_a_1c_without_a_batch_interface_keep_to_the_concurrency_bound() {
+    // Given a slow 1C that takes one customer per request, a batch size of four and a bound
+    // of two sessions
+    let mut w = world_with(
+        FakeOneCClient::new().with_latency(Duration::from_millis(30)),
+        settings(2),
+    );
+    w.deps.service.set_batch_size(4);
+    let batch = registrations(&w, 10);
+
+    // When handled
+    let response = handle(&w.deps, batch).await.expect("handled");
+
+    // Then every customer is exported, each batch one request at a time within its session
+    assert!(failed_ids(&response).is_empty());
+    assert_eq!(w.onec.counterparties().len(), 10);
+    assert_eq!(w.onec.max_in_flight(), 2);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_1c_session_is_never_held_while_rows_load_or_results_are_written_back() {
     // Given two 1C sessions, four customers, 1C answering in 100 ms and DynamoDB in 10 ms

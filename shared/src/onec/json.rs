@@ -350,19 +350,6 @@ fn required(value: Option<String>, status: StatusCode, what: &str) -> Result<Str
         .ok_or_else(|| malformed(status, format!("answer has no {what}"), None))
 }
 
-/// The trait's default: one request per customer, a few at a time.
-async fn per_customer(
-    client: &HttpServiceJsonClient,
-    items: &[Counterparty],
-) -> Vec<Result<UpsertOutcome, OneCError>> {
-    use futures::stream::{self, StreamExt as _};
-    let calls: Vec<_> = items.iter().map(|cp| client.upsert_customer(cp)).collect();
-    stream::iter(calls)
-        .buffered(super::DEFAULT_UPSERT_CONCURRENCY)
-        .collect()
-        .await
-}
-
 fn is_not_found(error: &OneCError) -> bool {
     // Only 1C's own "not found" (an error body it wrote) means "no such counterparty"; a bare
     // or HTML 404 is a wrong URL and stays an error.
@@ -416,8 +403,7 @@ impl OneCClient for HttpServiceJsonClient {
                         &self.no_batch,
                         "the 1C HTTP service has no batch resource",
                     );
-                    let owned: Vec<Counterparty> = batch.into_iter().cloned().collect();
-                    per_customer(self, &owned).await
+                    super::upsert_one_by_one(self, batch).await
                 }
             };
             for (&i, result) in chunk.iter().zip(answered) {

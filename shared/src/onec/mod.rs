@@ -33,9 +33,6 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// Per-customer requests in flight at once when a transport has no batch interface.
-pub const DEFAULT_UPSERT_CONCURRENCY: usize = 4;
-
 /// The most customers one batch request carries; longer lists are split into several requests.
 pub const MAX_BATCH_ITEMS: usize = 500;
 
@@ -112,6 +109,20 @@ pub struct ChangePage {
     pub watermark: Option<String>,
 }
 
+/// One request per customer, each after the one before: whoever calls a batch method holds a
+/// single 1C session for it (`shared::export::OneCSessions`), so a transport without a batch
+/// interface must not open more connections to 1C than that one.
+pub async fn upsert_one_by_one<'a, C: OneCClient + ?Sized>(
+    client: &C,
+    items: impl IntoIterator<Item = &'a Counterparty> + Send,
+) -> Vec<Result<UpsertOutcome, OneCError>> {
+    let mut results = Vec::new();
+    for cp in items {
+        results.push(client.upsert_customer(cp).await);
+    }
+    results
+}
+
 /// The operations the pipeline needs from 1C.
 ///
 /// Every implementation is idempotent by platform id: calling `upsert_customer` twice for one
@@ -124,19 +135,14 @@ pub trait OneCClient: Send + Sync {
     /// Create or update several counterparties; one result per item, in input order.
     ///
     /// A failure of the whole exchange (timeout, 503…) is every item's result; a customer 1C
-    /// refuses fails alone. This default sends one request per customer, a few at a time;
-    /// transports with a batch interface override it (`docs/onec-contract.md`, "Batches").
+    /// refuses fails alone. This default sends one request per customer
+    /// ([`upsert_one_by_one`]); transports with a batch interface override it
+    /// (`docs/onec-contract.md`, "Batches").
     async fn upsert_customers(
         &self,
         items: &[Counterparty],
     ) -> Vec<Result<UpsertOutcome, OneCError>> {
-        use futures::stream::{self, StreamExt as _};
-        // Futures are created up front: a closure in the stream trips async_trait's lifetimes.
-        let calls: Vec<_> = items.iter().map(|cp| self.upsert_customer(cp)).collect();
-        stream::iter(calls)
-            .buffered(DEFAULT_UPSERT_CONCURRENCY)
-            .collect()
-            .await
+        upsert_one_by_one(self, items).await
     }
 
     /// Fetch one counterparty by 1C reference; `Ok(None)` when 1C has none.

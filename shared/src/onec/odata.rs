@@ -8,7 +8,7 @@ use super::http::{
 };
 use super::{
     ChangePage, Counterparty, CounterpartyKind, OneCClient, OneCError, OneCSchema, UpsertOutcome,
-    DEFAULT_UPSERT_CONCURRENCY, MAX_BATCH_ITEMS,
+    MAX_BATCH_ITEMS,
 };
 use async_trait::async_trait;
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
@@ -808,12 +808,7 @@ impl OneCClient for ODataClient {
                         &self.no_batch,
                         "this 1C publication has no OData $batch",
                     );
-                    use futures::stream::{self, StreamExt as _};
-                    let calls: Vec<_> = batch.iter().map(|cp| self.upsert_customer(cp)).collect();
-                    stream::iter(calls)
-                        .buffered(DEFAULT_UPSERT_CONCURRENCY)
-                        .collect()
-                        .await
+                    super::upsert_one_by_one(self, batch).await
                 }
             };
             for (&i, result) in chunk.iter().zip(answered) {
