@@ -9,7 +9,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 -include infra/infra.mk
 
-.PHONY: help setup fmt lint test test-unit emulator build validate deploy demo chaos clean bench fuzz
+.PHONY: help setup fmt lint test emulator build validate deploy demo chaos clean bench fuzz
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
