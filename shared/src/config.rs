@@ -96,7 +96,8 @@ pub struct OneCSettings {
     /// `ONEC_MAPPING_FILE`; the built-in mapping when absent.
     pub mapping_file: Option<std::path::PathBuf>,
     /// `ONEC_REQUEST_TIMEOUT_SECS`: how long one 1C request may take; the client's default
-    /// (20 s, below the exporter's 30 s function timeout) when absent.
+    /// (20 s, below the exporter's 30 s function timeout) when absent. The exporter starts no
+    /// call to 1C later than this (and its write-back's reserve) before its deadline.
     pub request_timeout: Option<std::time::Duration>,
 }
 

@@ -19,7 +19,7 @@ use crate::ports::{
 use crate::sync_log::{CustomerSyncLog, SyncDetails, SyncLogStatus, SyncOperation};
 use chrono::Utc;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 /// Why an export message needed no call to 1C (or, for a deactivation, no change).
@@ -85,6 +85,12 @@ pub enum ExportError {
     /// for a 1C session): 1C is not called.
     #[error("1C is failing; circuit breaker open")]
     CircuitOpen,
+
+    /// Too little of the invocation is left for a 1C call and its write-back ([`Deadline`]):
+    /// 1C is not called, and the message is delivered again instead of the invocation timing
+    /// out with the whole batch.
+    #[error("too little time left in this invocation for a 1C call")]
+    OutOfTime,
 }
 
 impl ExportError {
@@ -95,6 +101,7 @@ impl ExportError {
             ExportError::OneC(err) => err.kind(),
             ExportError::Store(err) => err.kind(),
             ExportError::CircuitOpen => "circuit_open",
+            ExportError::OutOfTime => "out_of_time",
         }
     }
 
@@ -118,7 +125,7 @@ impl Classify for ExportError {
             ExportError::Validation(_) => ErrorClass::Permanent,
             ExportError::OneC(err) => err.class(),
             ExportError::Store(err) => err.class(),
-            ExportError::CircuitOpen => ErrorClass::Transient,
+            ExportError::CircuitOpen | ExportError::OutOfTime => ErrorClass::Transient,
         }
     }
 }
@@ -149,6 +156,40 @@ impl From<ValidationErrors> for ExportError {
 pub struct OneCSessions<'a> {
     permits: Semaphore,
     breaker: Option<&'a CircuitBreaker>,
+    deadline: Option<Deadline>,
+}
+
+/// The last moment an invocation may start a 1C call: Lambda's deadline less a reserve for the
+/// call itself (the 1C request timeout) and the write-back after it. A Lambda that runs out of
+/// time fails its whole batch, so SQS delivers every message again — including those already
+/// exported or dead-lettered — and spends a receive of each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadline {
+    last_start: tokio::time::Instant,
+}
+
+impl Deadline {
+    pub fn new(deadline: tokio::time::Instant, reserve: Duration) -> Self {
+        Self {
+            // A reserve reaching before the clock's origin ends before now as well.
+            last_start: deadline
+                .checked_sub(reserve)
+                .unwrap_or_else(tokio::time::Instant::now),
+        }
+    }
+
+    /// From Lambda's invocation deadline (`Context::deadline`, milliseconds since the epoch).
+    pub fn from_epoch_millis(deadline_ms: u64, reserve: Duration) -> Self {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+        Self::new(tokio::time::Instant::now() + left, reserve)
+    }
+
+    fn passed(&self) -> bool {
+        tokio::time::Instant::now() >= self.last_start
+    }
 }
 
 impl<'a> OneCSessions<'a> {
@@ -156,7 +197,14 @@ impl<'a> OneCSessions<'a> {
         Self {
             permits: Semaphore::new(limit.clamp(1, Semaphore::MAX_PERMITS)),
             breaker,
+            deadline: None,
         }
+    }
+
+    /// No session is entered after `deadline` ([`ExportError::OutOfTime`]).
+    pub fn with_deadline(mut self, deadline: Option<Deadline>) -> Self {
+        self.deadline = deadline;
+        self
     }
 
     /// No bound and no breaker: the caller limits its own concurrency.
@@ -165,17 +213,36 @@ impl<'a> OneCSessions<'a> {
     }
 
     /// Waits for a free session; refuses once the breaker is open (it may open while waiting).
-    async fn enter(&self) -> Result<SemaphorePermit<'_>, ExportError> {
+    async fn enter(&self) -> Result<SemaphorePermit<'_>, SessionRefused> {
         // `acquire` fails only on a closed semaphore, and this one is never closed.
         let permit = self
             .permits
             .acquire()
             .await
-            .map_err(|_| ExportError::CircuitOpen)?;
+            .map_err(|_| SessionRefused::CircuitOpen)?;
         if self.breaker.is_some_and(CircuitBreaker::is_open) {
-            return Err(ExportError::CircuitOpen);
+            return Err(SessionRefused::CircuitOpen);
+        }
+        if self.deadline.is_some_and(|d| d.passed()) {
+            return Err(SessionRefused::OutOfTime);
         }
         Ok(permit)
+    }
+}
+
+/// Why [`OneCSessions`] let no call through.
+#[derive(Debug, Clone, Copy)]
+enum SessionRefused {
+    CircuitOpen,
+    OutOfTime,
+}
+
+impl From<SessionRefused> for ExportError {
+    fn from(refused: SessionRefused) -> Self {
+        match refused {
+            SessionRefused::CircuitOpen => ExportError::CircuitOpen,
+            SessionRefused::OutOfTime => ExportError::OutOfTime,
+        }
     }
 }
 
@@ -332,10 +399,10 @@ impl CustomerExportService {
                     drop(session);
                     sent
                 }
-                // The breaker opened while this batch waited: none of it is sent.
-                Err(_) => {
+                // The breaker opened or time ran out while this batch waited: none of it is sent.
+                Err(refused) => {
                     for (i, _, _) in chunk {
-                        results[*i] = Some(Err(ExportError::CircuitOpen));
+                        results[*i] = Some(Err(refused.into()));
                     }
                     continue;
                 }
@@ -648,6 +715,26 @@ impl CustomerExportService {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deadline_from_lambdas_clock_keeps_the_reserve_free_and_a_past_one_has_passed() {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after the epoch")
+            .as_millis() as u64;
+        // 10 s left, 4 s reserved: calls may start for about 6 s
+        let deadline = Deadline::from_epoch_millis(now_ms + 10_000, Duration::from_secs(4));
+        assert!(!deadline.passed());
+        tokio::time::advance(Duration::from_millis(5_500)).await;
+        assert!(!deadline.passed());
+        tokio::time::advance(Duration::from_millis(1_000)).await;
+        assert!(deadline.passed());
+        // A deadline already behind, or a reserve longer than what is left
+        assert!(Deadline::from_epoch_millis(now_ms - 1_000, Duration::ZERO).passed());
+        let short = Deadline::from_epoch_millis(now_ms + 60_000, Duration::from_secs(3_600));
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert!(short.passed());
+    }
 
     #[test]
     fn a_message_of_exhausted_retries_is_told_apart_from_a_permanent_failure() {

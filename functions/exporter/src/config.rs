@@ -84,6 +84,23 @@ impl ExporterConfig {
     }
 }
 
+/// Time kept free after the last 1C call an invocation starts, beside the call's own timeout:
+/// the write-back and the sync log entry (single-digit milliseconds each, seconds when
+/// DynamoDB retries).
+pub const WRITE_BACK_RESERVE: Duration = Duration::from_secs(3);
+
+impl ExporterConfig {
+    /// How long before Lambda's deadline the exporter stops starting 1C calls: one 1C request's
+    /// timeout plus [`WRITE_BACK_RESERVE`]. (An OData upsert is a lookup and a write, so a 1C
+    /// slow on both can still run past it; SQS then delivers the batch again.)
+    pub fn time_reserve(&self) -> Duration {
+        self.onec
+            .request_timeout
+            .unwrap_or(shared::onec::DEFAULT_REQUEST_TIMEOUT)
+            + WRITE_BACK_RESERVE
+    }
+}
+
 /// Customers per call to 1C when `ONEC_BATCH_SIZE` is not set: one, i.e. no batching.
 pub const DEFAULT_BATCH_SIZE: usize = 1;
 
@@ -153,6 +170,7 @@ mod tests {
         "EXPORT_CONCURRENCY",
         "BACKOFF_BASE_SECS",
         "BACKOFF_CAP_SECS",
+        "ONEC_REQUEST_TIMEOUT_SECS",
     ];
 
     fn reset(vars: &[(&str, &str)]) {
@@ -184,6 +202,11 @@ mod tests {
             config.onec.credentials,
             CredentialsSource::Secret { .. }
         ));
+        // And 1C calls stop one request timeout (20 s) and the write-back's 3 s before the end
+        assert_eq!(config.time_reserve(), Duration::from_secs(23));
+        reset(&[("ONEC_SECRET_ARN", "s"), ("ONEC_REQUEST_TIMEOUT_SECS", "5")]);
+        let config = ExporterConfig::from_env().expect("valid config");
+        assert_eq!(config.time_reserve(), Duration::from_secs(8));
 
         // Given plain credentials without the insecure flag, the secret is required
         reset(&[("ONEC_USERNAME", "u"), ("ONEC_PASSWORD", "hunter2")]);

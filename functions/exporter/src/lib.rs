@@ -15,7 +15,8 @@
 //!   attributes, then lets Lambda delete it — no pointless retries. If that send fails, the
 //!   message is retried instead, so nothing is lost;
 //! - after `breaker_threshold` consecutive transient 1C failures within one invocation, the rest
-//!   of the batch is backed off without calling 1C.
+//!   of the batch is backed off without calling 1C; so is what has not reached 1C when the
+//!   invocation's time runs short ([`Deadline`]).
 //!
 //! An invocation has at most `concurrency` calls to 1C in flight ([`OneCSessions`]); row reads
 //! and write-backs run outside that bound, so 1C's sessions do not wait on DynamoDB.
@@ -28,8 +29,8 @@ use futures::stream::{self, StreamExt};
 use shared::backoff::{visibility_delay, CircuitBreaker, FixedJitter, RandomJitter};
 use shared::error::{Classify, ErrorClass};
 use shared::export::{
-    exhausted_retries_message, CustomerExportService, ExportError, ExportOutcome, FailureReport,
-    OneCSessions,
+    exhausted_retries_message, CustomerExportService, Deadline, ExportError, ExportOutcome,
+    FailureReport, OneCSessions,
 };
 use shared::message::{ExportMessage, ExportReason, Lane};
 use shared::metrics::{
@@ -118,13 +119,24 @@ pub async fn handle(
     deps: &Deps,
     event: SqsEvent,
 ) -> Result<SqsBatchResponse, lambda_runtime::Error> {
+    handle_until(deps, event, None).await
+}
+
+/// [`handle`] within an invocation's time: no 1C call starts after `deadline`; the messages
+/// left are backed off like any transient failure (`out_of_time`) and the invocation ends in
+/// time, instead of timing out and having SQS deliver the whole batch again.
+pub async fn handle_until(
+    deps: &Deps,
+    event: SqsEvent,
+    deadline: Option<Deadline>,
+) -> Result<SqsBatchResponse, lambda_runtime::Error> {
     let breaker = CircuitBreaker::new(deps.settings.breaker_threshold);
     let messages = event.records.len();
     let failures: Vec<String> = if deps.service.batch_size() > 1 {
-        handle_batched(deps, &breaker, event.records).await
+        handle_batched(deps, &breaker, deadline, event.records).await
     } else {
         let concurrency = deps.settings.concurrency.max(1);
-        let sessions = OneCSessions::new(concurrency, Some(&breaker));
+        let sessions = OneCSessions::new(concurrency, Some(&breaker)).with_deadline(deadline);
         stream::iter(event.records)
             .map(|record| {
                 let span = message_span(&record);
@@ -276,6 +288,7 @@ async fn settle(
 async fn handle_batched(
     deps: &Deps,
     breaker: &CircuitBreaker,
+    deadline: Option<Deadline>,
     records: Vec<SqsMessage>,
 ) -> Vec<String> {
     let mut failures = Vec::new();
@@ -308,7 +321,7 @@ async fn handle_batched(
         }
     }
     let concurrency = deps.settings.concurrency.max(1);
-    let sessions = OneCSessions::new(concurrency, Some(breaker));
+    let sessions = OneCSessions::new(concurrency, Some(breaker)).with_deadline(deadline);
     let sessions = &sessions;
     let from_chunks: Vec<Vec<String>> = stream::iter(chunks)
         .map(|chunk| export_chunk(deps, breaker, sessions, chunk))

@@ -4,6 +4,7 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use exporter::config::{batch_size_from_env, ExporterConfig};
 use exporter::wiring::{build_deps_warmed, ONEC_WARM_UP_TIMEOUT};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use shared::export::Deadline;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -13,9 +14,11 @@ async fn main() -> Result<(), Error> {
     let aws = shared::https::lambda_sdk_config().await;
     let mut deps = build_deps_warmed(&config, &aws, ONEC_WARM_UP_TIMEOUT).await?;
     deps.service.set_batch_size(batch_size);
+    let reserve = config.time_reserve();
     let deps = &deps;
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        let response = exporter::handle(deps, event.payload).await;
+        let deadline = Deadline::from_epoch_millis(event.context.deadline, reserve);
+        let response = exporter::handle_until(deps, event.payload, Some(deadline)).await;
         // EMF goes to stdout as whole lines, outside the (possibly JSON) log formatter.
         if let Err(err) = deps.metrics.flush_to_stdout() {
             tracing::warn!(error = %err, "cannot write metrics");

@@ -1,10 +1,11 @@
 //! The exporter handler with in-memory ports: what happens to each message, the row, the sync
 //! log, the DLQ and the batch response.
 
-use exporter::{handle, QueueRoutes};
+use exporter::{handle, handle_until, QueueRoutes};
 use serde_json::json;
 use shared::domain::{SyncStatus, BOOKKEEPING_ATTRIBUTES};
 use shared::error::ErrorClass;
+use shared::export::Deadline;
 use shared::message::Lane;
 use shared::onec::{Counterparty, CounterpartyKind, OneCError};
 use shared::ports::DeadLetterReason;
@@ -396,6 +397,40 @@ async fn an_export_waiting_for_a_session_when_the_breaker_opens_does_not_call_1c
         }),
         "{second:?}"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_1c_call_starts_too_close_to_the_deadline_and_the_rest_is_backed_off_in_time() {
+    // Given 1C answering in 10 s, two sessions, six customers, and an invocation with 30 s
+    // left that keeps 15 s free for a call and its write-back
+    let w = world_with(
+        FakeOneCClient::new().with_latency(Duration::from_secs(10)),
+        settings(2),
+    );
+    let batch = registrations(&w, 6);
+    let started = tokio::time::Instant::now();
+    let deadline = Deadline::new(started + Duration::from_secs(30), Duration::from_secs(15));
+
+    // When the batch is handled (virtual time)
+    let response = handle_until(&w.deps, batch, Some(deadline))
+        .await
+        .expect("handled");
+
+    // Then two waves reached 1C (at 0 s and 10 s); the third would have started at 20 s,
+    // past the last start at 15 s, so its two messages are backed off without a call
+    assert!(started.elapsed() <= Duration::from_secs(30));
+    assert_eq!(w.onec.call_count(), 4);
+    assert_eq!(w.onec.counterparties().len(), 4);
+    let failed = failed_ids(&response);
+    assert_eq!(failed.len(), 2);
+    assert_eq!(w.control.delays().len(), 2);
+    assert!(w.control.dead_letters().is_empty());
+    // And the sync log says why, for each of them
+    let out_of_time = (1..=6)
+        .flat_map(|i| w.log.entries_for(&format!("u-{i}")))
+        .filter(|e| e.details.error_kind.as_deref() == Some("out_of_time"))
+        .count();
+    assert_eq!(out_of_time, 2);
 }
 
 #[tokio::test]
