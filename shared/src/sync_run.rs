@@ -11,7 +11,13 @@
 //!   [`SyncRunError::AlreadyRunning`] naming the holder. A lock whose holder is finished
 //!   (completed, failed, cancelled) is released first; a holder that has written nothing for
 //!   [`STALE_AFTER`] is presumed dead (its Lambda crashed or timed out), marked failed (or
-//!   cancelled, if a cancel was pending) and its lock released.
+//!   cancelled, if a cancel was pending) and its lock released. A lock taken less than
+//!   [`LOCK_GRACE`] ago whose run has no record yet (or still its state from before a resume)
+//!   belongs to a start or resume between its two writes, and is left alone: releasing it would
+//!   let two runs work at once. Only a lock whose `locked_at` is still the one read is released,
+//!   and no run takes a lock it already holds, so a duplicate start (the same run id, e.g. a
+//!   scheduler's second delivery) is refused instead of sharing, then dropping, the live run's
+//!   lock.
 //! - **progress**: every chunk writes counters and cursors conditionally on the sequence number
 //!   it read, so two workers on one run cannot both advance it; the write does not change the
 //!   status, so a cancel requested meanwhile is seen in the returned record.
@@ -32,6 +38,10 @@ pub const CONTROL_ID: &str = "LOCK";
 /// A running run that has not written for this long is presumed dead: Lambda stops an
 /// invocation after 15 minutes and a live run writes after every chunk.
 pub const STALE_AFTER: ChronoDuration = ChronoDuration::minutes(20);
+
+/// How long a lock may exist without its run's record (or before a resume's state change): the
+/// two writes of a start are milliseconds apart, so an older one belongs to a start that died.
+pub const LOCK_GRACE: ChronoDuration = ChronoDuration::minutes(2);
 
 /// Lock attempts when a stale holder has to be released first (it may race with another
 /// starter doing the same).
@@ -266,6 +276,8 @@ pub struct RunControl {
     pub last_run: Option<String>,
     /// Where the next import starts.
     pub import_watermark: Option<String>,
+    /// When `active_run` took the lock.
+    pub locked_at: Option<DateTime<Utc>>,
 }
 
 /// Outcome of a conditional write on the runs table.
@@ -282,7 +294,8 @@ pub trait SyncRunStore: Send + Sync {
     /// The control row (an empty one when there is none yet).
     async fn control(&self) -> Result<RunControl, SyncRunError>;
 
-    /// Sets `active_run` (and `last_run`) to `run_id` unless another run holds the lock.
+    /// Sets `active_run` (and `last_run`) to `run_id` and `locked_at` to `now` unless a run
+    /// (this one included) holds the lock.
     async fn acquire_lock(
         &self,
         run_id: &str,
@@ -291,6 +304,14 @@ pub trait SyncRunStore: Send + Sync {
 
     /// Clears `active_run` if `run_id` holds it.
     async fn release_lock(&self, run_id: &str) -> Result<Conditional<()>, SyncRunError>;
+
+    /// Clears `active_run` if `run_id` holds it under the lock taken at `locked_at` (as read
+    /// from [`SyncRunStore::control`]): a lock taken again since is kept.
+    async fn release_lock_taken_at(
+        &self,
+        run_id: &str,
+        locked_at: Option<DateTime<Utc>>,
+    ) -> Result<Conditional<()>, SyncRunError>;
 
     /// Stores where the next import starts.
     async fn set_import_watermark(&self, watermark: &str) -> Result<(), SyncRunError>;
@@ -352,6 +373,13 @@ pub enum SyncRunError {
     #[error("cannot take the full-sync lock: it keeps changing hands")]
     LockContention,
 
+    /// Another start or resume took the lock moments ago and has not written its run yet.
+    #[error("run {run_id} is starting (lock taken at {locked_at}); not started")]
+    Starting {
+        run_id: String,
+        locked_at: DateTime<Utc>,
+    },
+
     /// The request to the table failed.
     #[error("{operation} on {table} failed ({class})")]
     Request {
@@ -383,9 +411,9 @@ impl Classify for SyncRunError {
         match self {
             SyncRunError::Request { class, .. } => *class,
             // Waiting for the other run (or the stale-lock window) lets a later start succeed.
-            SyncRunError::AlreadyRunning { .. } | SyncRunError::LockContention => {
-                ErrorClass::Transient
-            }
+            SyncRunError::AlreadyRunning { .. }
+            | SyncRunError::LockContention
+            | SyncRunError::Starting { .. } => ErrorClass::Transient,
             SyncRunError::NotFound(_)
             | SyncRunError::InvalidState { .. }
             | SyncRunError::Conflict { .. }
@@ -603,10 +631,14 @@ impl SyncRuns {
             if let Conditional::Applied(()) = self.store.acquire_lock(run_id, now).await? {
                 return Ok(());
             }
-            let Some(holder) = self.store.control().await?.active_run else {
+            let control = self.store.control().await?;
+            let Some(holder) = control.active_run else {
                 // Released between our attempt and the read: try again.
                 continue;
             };
+            let locked_at = control.locked_at;
+            // A lock written before `locked_at` existed counts as old.
+            let taken_recently = locked_at.is_some_and(|at| now - at < LOCK_GRACE);
             let holder_run = self.store.get(&holder).await?;
             match holder_run {
                 Some(run) if run.is_stale(now) => {
@@ -629,7 +661,7 @@ impl SyncRuns {
                             now,
                         )
                         .await?;
-                    self.store.release_lock(&holder).await?;
+                    self.store.release_lock_taken_at(&holder, locked_at).await?;
                 }
                 Some(run) if !run.status.is_final() => {
                     return Err(SyncRunError::AlreadyRunning {
@@ -638,11 +670,25 @@ impl SyncRuns {
                         started_at: run.started_at,
                     });
                 }
-                // Finished, or a lock without a record (a start that died between the two
-                // writes): nobody works under it.
-                _ => {
+                // Finished after the lock was taken: its worker is done with it.
+                Some(run)
+                    if locked_at.is_some_and(|at| run.updated_at >= at) || !taken_recently =>
+                {
                     tracing::info!(run_id = %holder, "releasing the lock of a finished run");
-                    self.store.release_lock(&holder).await?;
+                    self.store.release_lock_taken_at(&holder, locked_at).await?;
+                }
+                // No record, or a finished one, under a lock taken moments ago: a start or a
+                // resume between its two writes.
+                Some(_) | None if taken_recently => {
+                    return Err(SyncRunError::Starting {
+                        run_id: holder,
+                        locked_at: locked_at.unwrap_or(now),
+                    });
+                }
+                // A lock without a record, taken long ago: a start that died between its writes.
+                Some(_) | None => {
+                    tracing::info!(run_id = %holder, "releasing the lock of a start that died");
+                    self.store.release_lock_taken_at(&holder, locked_at).await?;
                 }
             }
         }
@@ -700,16 +746,31 @@ pub mod memory {
         async fn acquire_lock(
             &self,
             run_id: &str,
-            _now: DateTime<Utc>,
+            now: DateTime<Utc>,
         ) -> Result<Conditional<()>, SyncRunError> {
             let mut state = self.state();
-            match &state.control.active_run {
-                Some(holder) if holder != run_id => Ok(Conditional::Refused),
-                _ => {
-                    state.control.active_run = Some(run_id.to_owned());
-                    state.control.last_run = Some(run_id.to_owned());
-                    Ok(Conditional::Applied(()))
-                }
+            if state.control.active_run.is_some() {
+                return Ok(Conditional::Refused);
+            }
+            state.control.active_run = Some(run_id.to_owned());
+            state.control.last_run = Some(run_id.to_owned());
+            state.control.locked_at = Some(now);
+            Ok(Conditional::Applied(()))
+        }
+
+        async fn release_lock_taken_at(
+            &self,
+            run_id: &str,
+            locked_at: Option<DateTime<Utc>>,
+        ) -> Result<Conditional<()>, SyncRunError> {
+            let mut state = self.state();
+            if state.control.active_run.as_deref() == Some(run_id)
+                && state.control.locked_at == locked_at
+            {
+                state.control.active_run = None;
+                Ok(Conditional::Applied(()))
+            } else {
+                Ok(Conditional::Refused)
             }
         }
 
@@ -826,6 +887,53 @@ mod tests {
             "{err}"
         );
         assert!(err.to_string().contains("run a"));
+    }
+
+    #[tokio::test]
+    async fn a_second_resume_while_the_first_is_between_its_writes_is_refused() {
+        // Given a failed run, and a resume of it that has taken the lock but not yet moved the
+        // run to running
+        let (runs, store) = runs();
+        runs.start("a", SyncDirection::Export, 100, 1, at(0))
+            .await
+            .expect("start");
+        runs.finish("a", RunStatus::Failed, Some("1C down"), at(1))
+            .await
+            .expect("finish");
+        store.acquire_lock("a", at(10)).await.expect("the lock");
+        // When a second resume comes a moment later
+        let err = runs
+            .resume("a", at(10))
+            .await
+            .expect_err("the second resume is refused");
+        // Then it leaves the first one's lock alone
+        assert!(matches!(err, SyncRunError::Starting { .. }), "{err}");
+        let control = store.control().await.expect("control");
+        assert_eq!(control.active_run.as_deref(), Some("a"));
+        assert_eq!(control.locked_at, Some(at(10)));
+    }
+
+    #[tokio::test]
+    async fn a_lock_taken_again_since_it_was_read_is_not_released() {
+        let (_, store) = runs();
+        store.acquire_lock("a", at(0)).await.expect("lock");
+        store.release_lock("a").await.expect("unlock");
+        store.acquire_lock("a", at(5)).await.expect("lock again");
+        // A release for the lock as it was at minute 0 finds the one of minute 5
+        let released = store
+            .release_lock_taken_at("a", Some(at(0)))
+            .await
+            .expect("release");
+        assert_eq!(released, Conditional::Refused);
+        assert_eq!(
+            store
+                .control()
+                .await
+                .expect("control")
+                .active_run
+                .as_deref(),
+            Some("a")
+        );
     }
 
     #[tokio::test]

@@ -231,6 +231,9 @@ impl SyncRunStore for DynamoDbSyncRunStore {
             active_run: string_attribute(&item, "active_run"),
             last_run: string_attribute(&item, "last_run"),
             import_watermark: string_attribute(&item, "import_watermark"),
+            locked_at: string_attribute(&item, "locked_at")
+                .and_then(|at| DateTime::parse_from_rfc3339(&at).ok())
+                .map(|at| at.with_timezone(&Utc)),
         })
     }
 
@@ -243,10 +246,7 @@ impl SyncRunStore for DynamoDbSyncRunStore {
         expr.set("active_run", s(run_id));
         expr.set("last_run", s(run_id));
         expr.set("locked_at", s(timestamp(now)));
-        let request = expr.apply(
-            self.update(CONTROL_ID),
-            "attribute_not_exists(#active_run) OR #active_run = :active_run",
-        );
+        let request = expr.apply(self.update(CONTROL_ID), "attribute_not_exists(#active_run)");
         Ok(match self.conditional("UpdateItem(lock)", request).await? {
             Conditional::Applied(_) => Conditional::Applied(()),
             Conditional::Refused => Conditional::Refused,
@@ -260,6 +260,32 @@ impl SyncRunStore for DynamoDbSyncRunStore {
             .condition_expression("#active_run = :run")
             .expression_attribute_names("#active_run", "active_run")
             .expression_attribute_values(":run", s(run_id));
+        Ok(
+            match self.conditional("UpdateItem(unlock)", request).await? {
+                Conditional::Applied(_) => Conditional::Applied(()),
+                Conditional::Refused => Conditional::Refused,
+            },
+        )
+    }
+
+    async fn release_lock_taken_at(
+        &self,
+        run_id: &str,
+        locked_at: Option<DateTime<Utc>>,
+    ) -> Result<Conditional<()>, SyncRunError> {
+        let request = self
+            .update(CONTROL_ID)
+            .update_expression("REMOVE #active_run")
+            .expression_attribute_names("#active_run", "active_run")
+            .expression_attribute_names("#locked_at", "locked_at")
+            .expression_attribute_values(":run", s(run_id));
+        let request = match locked_at {
+            Some(at) => request
+                .condition_expression("#active_run = :run AND #locked_at = :at")
+                .expression_attribute_values(":at", s(timestamp(at))),
+            None => request
+                .condition_expression("#active_run = :run AND attribute_not_exists(#locked_at)"),
+        };
         Ok(
             match self.conditional("UpdateItem(unlock)", request).await? {
                 Conditional::Applied(_) => Conditional::Applied(()),

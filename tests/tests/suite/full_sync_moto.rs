@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 use shared::domain::Customer;
 use shared::message::{ExportMessage, ExportReason, Lane};
 use shared::ports::{ExportQueue, QueueError};
-use shared::sync_run::{RunStatus, SyncDirection, SyncRunError, SyncRuns};
+use shared::sync_run::{Conditional, RunStatus, SyncDirection, SyncRunError, SyncRuns};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -573,5 +573,60 @@ async fn locks_left_by_finished_or_silent_runs_are_released_in_the_runs_table() 
         matches!(&err, SyncRunError::AlreadyRunning { run_id, .. } if run_id == "fresh"),
         "{err}"
     );
+    rig.emulator.stop().await;
+}
+
+#[tokio::test]
+async fn a_start_or_resume_between_its_two_writes_keeps_its_lock_and_a_duplicate_start_too() {
+    // Given a start that has taken the lock but not yet written its run (the other writer is
+    // a second delivery of the schedule, arriving milliseconds later)
+    let rig = rig().await;
+    let runs = &rig.deps.runs;
+    let now = chrono::Utc::now();
+    let taken = runs
+        .store()
+        .acquire_lock("first", now)
+        .await
+        .expect("the lock");
+    assert_eq!(taken, Conditional::Applied(()));
+
+    // When another start comes meanwhile
+    let err = runs
+        .start(
+            "second",
+            SyncDirection::Export,
+            10,
+            1,
+            now + chrono::Duration::seconds(1),
+        )
+        .await
+        .expect_err("refused");
+
+    // Then it is refused as "starting", and the lock stays with the first
+    assert!(
+        matches!(&err, SyncRunError::Starting { run_id, .. } if run_id == "first"),
+        "{err}"
+    );
+    let control = runs.store().control().await.expect("control");
+    assert_eq!(control.active_run.as_deref(), Some("first"));
+    assert!(control.locked_at.is_some());
+
+    // And a lock without a run, older than the grace period, is a start that died: released
+    let later = now + shared::sync_run::LOCK_GRACE + chrono::Duration::seconds(1);
+    runs.start("third", SyncDirection::Export, 10, 1, later)
+        .await
+        .expect("the dead start's lock is released");
+
+    // And a duplicate start of the running run is refused without touching its lock
+    let err = runs
+        .start("third", SyncDirection::Export, 10, 1, later)
+        .await
+        .expect_err("a duplicate start");
+    assert!(
+        matches!(&err, SyncRunError::AlreadyRunning { run_id, .. } if run_id == "third"),
+        "{err}"
+    );
+    let control = runs.store().control().await.expect("control");
+    assert_eq!(control.active_run.as_deref(), Some("third"));
     rig.emulator.stop().await;
 }
