@@ -94,6 +94,43 @@ pub async fn an_update_with_the_same_platform_id_keeps_one_counterparty(transpor
     emulator.stop().await;
 }
 
+/// A deactivation's upsert (the deletion mark set) marks the counterparty in 1C, and a read
+/// shows the mark: the exporter's deactivation path on every transport.
+pub async fn an_upsert_with_the_deletion_mark_marks_the_counterparty(transport: Transport) {
+    // Given an exported customer
+    let emulator = Emulator::start().await;
+    let client = emulator.client(transport);
+    let mut cp = individual(&platform_id());
+    let created = upsert(client.as_ref(), &cp).await;
+    assert!(
+        !emulator
+            .handle
+            .counterparty(&created.onec_id)
+            .expect("in 1C")
+            .fields
+            .deletion_mark
+    );
+
+    // When it is sent again with the deletion mark, as a deactivation does
+    cp.deletion_mark = true;
+    let marked = upsert(client.as_ref(), &cp).await;
+
+    // Then 1C holds the same counterparty, marked for deletion, and says so when read
+    assert_eq!(marked.onec_id, created.onec_id);
+    let record = emulator
+        .handle
+        .counterparty(&created.onec_id)
+        .expect("still in 1C: marked, never deleted");
+    assert!(record.fields.deletion_mark);
+    let fetched = client
+        .fetch_customer(&created.onec_id)
+        .await
+        .expect("fetch succeeds")
+        .expect("the counterparty exists");
+    assert!(fetched.deletion_mark);
+    emulator.stop().await;
+}
+
 /// Fetch by reference and find by platform id give back what was written.
 pub async fn what_was_written_reads_back_by_reference_and_by_platform_id(transport: Transport) {
     // Given an individual and a legal entity exported to 1C
@@ -355,6 +392,10 @@ macro_rules! every_transport_scenario {
         #[tokio::test]
         async fn what_was_written_reads_back_by_reference_and_by_platform_id() {
             $crate::onec_scenarios::what_was_written_reads_back_by_reference_and_by_platform_id($transport).await;
+        }
+        #[tokio::test]
+        async fn an_upsert_with_the_deletion_mark_marks_the_counterparty() {
+            $crate::onec_scenarios::an_upsert_with_the_deletion_mark_marks_the_counterparty($transport).await;
         }
         #[tokio::test]
         async fn unknown_ids_are_reported_as_absent() {

@@ -27,6 +27,7 @@ const MOBILE_PHONE: &str = "Телефон мобильный";
 const CONTACT_PERSON: &str = "Контактное лицо";
 const ROLE_LABEL: &str = "Роль";
 const STATUS_LABEL: &str = "Статус";
+const DELETION_LABEL: &str = "ПометкаУдаления";
 
 // Length limits of the CommerceML 2.10 types the elements use.
 const MAX_ID: usize = 40; // ИдентификаторГлобальныйТип
@@ -47,12 +48,20 @@ pub(crate) fn parse_error_body(body: &[u8]) -> Option<ErrorDetail> {
     })
 }
 
-/// `Роль: X; Статус: Y`, with whichever parts exist.
-pub(crate) fn comment(role: Option<&str>, status: Option<&str>) -> Option<String> {
-    let parts: Vec<String> = [(ROLE_LABEL, role), (STATUS_LABEL, status)]
-        .into_iter()
-        .filter_map(|(label, value)| value.map(|v| format!("{label}: {v}")))
-        .collect();
+/// `Роль: X; Статус: Y`, with whichever parts exist, and `ПометкаУдаления: да` for a
+/// counterparty to be marked for deletion: the standard `Контрагент` type has no element for
+/// any of them. The mark is only ever set this way; an export without it leaves 1C's mark as it
+/// is (a deactivated customer is not exported again).
+pub(crate) fn comment(cp: &Counterparty) -> Option<String> {
+    let mark = cp.deletion_mark.then_some("да");
+    let parts: Vec<String> = [
+        (ROLE_LABEL, cp.role.as_deref()),
+        (STATUS_LABEL, cp.status.as_deref()),
+        (DELETION_LABEL, mark),
+    ]
+    .into_iter()
+    .filter_map(|(label, value)| value.map(|v| format!("{label}: {v}")))
+    .collect();
     (!parts.is_empty()).then(|| parts.join("; "))
 }
 
@@ -122,7 +131,7 @@ fn check(cp: &Counterparty) -> Result<(), OneCError> {
             return Err(OneCError::InvalidRequest("KPP must be 9 characters".into()));
         }
     }
-    if let Some(c) = comment(cp.role.as_deref(), cp.status.as_deref()) {
+    if let Some(c) = comment(cp) {
         check_text("role and status", &c, MAX_COMMENT)?;
     }
     Ok(())
@@ -169,11 +178,7 @@ fn write_counterparty<W: std::io::Write>(
         }
         optional_element(w, "ИНН", cp.inn.as_deref())?;
         optional_element(w, "КПП", cp.kpp.as_deref())?;
-        optional_element(
-            w,
-            "Комментарий",
-            comment(cp.role.as_deref(), cp.status.as_deref()).as_deref(),
-        )?;
+        optional_element(w, "Комментарий", comment(cp).as_deref())?;
         let contacts: Vec<(&str, &str)> = [(EMAIL, &cp.email), (MOBILE_PHONE, &cp.phone)]
             .into_iter()
             .filter_map(|(kind, value)| value.as_deref().map(|v| (kind, v)))
@@ -625,8 +630,21 @@ mod tests {
             (Some("Розница".into()), Some("Заблокирован".into()))
         );
         assert_eq!(parse_comment("просто текст"), (None, None));
-        assert_eq!(comment(Some("Опт"), None).as_deref(), Some("Роль: Опт"));
-        assert_eq!(comment(None, None), None);
+        let with = |role: Option<&str>, deletion_mark: bool| Counterparty {
+            role: role.map(str::to_owned),
+            status: None,
+            deletion_mark,
+            ..individual()
+        };
+        assert_eq!(
+            comment(&with(Some("Опт"), false)).as_deref(),
+            Some("Роль: Опт")
+        );
+        assert_eq!(comment(&with(None, false)), None);
+        assert_eq!(
+            comment(&with(Some("Опт"), true)).as_deref(),
+            Some("Роль: Опт; ПометкаУдаления: да")
+        );
     }
 
     #[test]

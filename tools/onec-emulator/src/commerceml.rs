@@ -294,13 +294,24 @@ fn counterparty(element: &Element) -> Result<(String, CounterpartyFields, Option
         .value("Наименование")
         .unwrap_or_else(|| full_name.clone());
 
-    let (mut role, mut status) = (None, None);
+    // The contract's fields without a standard element: `Роль: …; Статус: …; ПометкаУдаления: да`.
+    let (mut role, mut status, mut marked_in_comment) = (None, None, None);
     for part in element.value("Комментарий").unwrap_or_default().split(';') {
         let part = part.trim();
         if let Some(value) = part.strip_prefix("Роль:") {
             role = Some(value.trim().to_string()).filter(|v| !v.is_empty());
         } else if let Some(value) = part.strip_prefix("Статус:") {
             status = Some(value.trim().to_string()).filter(|v| !v.is_empty());
+        } else if let Some(value) = part.strip_prefix("ПометкаУдаления:") {
+            marked_in_comment = match value.trim() {
+                "да" | "true" => Some(true),
+                "нет" | "false" => Some(false),
+                other => {
+                    return Err(CmlError::invalid(format!(
+                        "ПометкаУдаления in Комментарий must be да or нет, not {other:?}"
+                    )))
+                }
+            };
         }
     }
 
@@ -340,7 +351,8 @@ fn counterparty(element: &Element) -> Result<(String, CounterpartyFields, Option
                 "ПометкаУдаления must be true or false, not {other:?}"
             )))
         }
-    };
+    }
+    .or(marked_in_comment);
 
     let fields = CounterpartyFields {
         platform_id: Some(id.clone()),
