@@ -216,28 +216,34 @@ impl CustomerStore for FakeCustomerStore {
     ) -> Result<WriteOutcome, StoreError> {
         self.round_trip().await;
         self.injected_failure()?;
-        Ok(self.conditional_update(
-            id,
-            "record_export_success",
-            |row| synced_below(row, success.exported_version),
-            vec![
-                ("synced_version", Value::from(success.exported_version)),
+        let v = success.exported_version;
+        let mut set = vec![
+            ("synced_version", Value::from(v)),
+            (
+                "last_sync_at",
+                Value::from(
+                    success
+                        .at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                ),
+            ),
+            ("onec_id", Value::from(success.onec_id.as_str())),
+            ("onec_version", Value::from(success.onec_version.as_str())),
+        ];
+        // As the DynamoDB adapter's two conditional writes: a row that moved past the exported
+        // version keeps the status, error and flag of its newer change.
+        let at_exported = self
+            .row(id)
+            .is_some_and(|row| row.get("version").and_then(Value::as_u64) == Some(v));
+        if at_exported {
+            set.extend([
                 ("needs_1c_export", Value::Bool(false)),
                 ("sync_status", status_value(SyncStatus::Synced)),
                 ("sync_error_message", Value::from("")),
-                (
-                    "last_sync_at",
-                    Value::from(
-                        success
-                            .at
-                            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                    ),
-                ),
-                ("onec_id", Value::from(success.onec_id.as_str())),
-                ("onec_version", Value::from(success.onec_version.as_str())),
                 ("export_attempts", Value::from(0)),
-            ],
-        ))
+            ]);
+        }
+        Ok(self.conditional_update(id, "record_export_success", |row| synced_below(row, v), set))
     }
 
     async fn record_export_failure(

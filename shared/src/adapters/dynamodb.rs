@@ -182,8 +182,7 @@ impl CustomerStore for DynamoDbCustomerStore {
         id: &str,
         success: &ExportSuccess,
     ) -> Result<WriteOutcome, StoreError> {
-        // If the row moved past `exported_version` meanwhile, synced_version stays below its
-        // version and the newer change's own message exports again.
+        // The row still at the exported version: it is in sync, whatever it said before.
         let request = self
             .update(id)
             .update_expression(
@@ -192,26 +191,43 @@ impl CustomerStore for DynamoDbCustomerStore {
                  #attempts = :zero",
             )
             .condition_expression(
-                "attribute_exists(#id) AND (attribute_not_exists(#synced) OR #synced < :v)",
+                "attribute_exists(#id) AND #version = :v \
+                 AND (attribute_not_exists(#synced) OR #synced < :v)",
             )
-            .expression_attribute_names("#synced", "synced_version")
+            .expression_attribute_names("#version", "version")
             .expression_attribute_names("#needs", "needs_1c_export")
             .expression_attribute_names("#status", "sync_status")
             .expression_attribute_names("#error", "sync_error_message")
-            .expression_attribute_names("#last", "last_sync_at")
-            .expression_attribute_names("#onec_id", "onec_id")
-            .expression_attribute_names("#onec_version", "onec_version")
             .expression_attribute_names("#attempts", "export_attempts")
-            .expression_attribute_values(":v", n(success.exported_version))
             .expression_attribute_values(":false", AttributeValue::Bool(false))
             .expression_attribute_values(":synced", s(SyncStatus::Synced.as_str()))
             .expression_attribute_values(":empty", s(""))
-            .expression_attribute_values(":at", s(timestamp(success.at)))
-            .expression_attribute_values(":onec_id", s(&success.onec_id))
-            .expression_attribute_values(":onec_version", s(&success.onec_version))
             .expression_attribute_values(":zero", n(0));
-        self.conditional("UpdateItem(record_export_success)", request)
-            .await
+        let written = self
+            .conditional(
+                "UpdateItem(record_export_success)",
+                exported(request, success),
+            )
+            .await?;
+        if written == WriteOutcome::Applied {
+            return Ok(written);
+        }
+        // The row moved past the exported version meanwhile: record what 1C now holds, but the
+        // status, error and flag belong to the newer change, whose own message exports it
+        // (synced_version stays below the row's version).
+        let request = self
+            .update(id)
+            .update_expression(
+                "SET #synced = :v, #last = :at, #onec_id = :onec_id, #onec_version = :onec_version",
+            )
+            .condition_expression(
+                "attribute_exists(#id) AND (attribute_not_exists(#synced) OR #synced < :v)",
+            );
+        self.conditional(
+            "UpdateItem(record_export_success)",
+            exported(request, success),
+        )
+        .await
     }
 
     async fn record_export_failure(
@@ -243,6 +259,19 @@ impl CustomerStore for DynamoDbCustomerStore {
         self.conditional("UpdateItem(record_export_failure)", request)
             .await
     }
+}
+
+/// The values both success write-backs name: what 1C holds after the export.
+fn exported(request: UpdateItemFluentBuilder, success: &ExportSuccess) -> UpdateItemFluentBuilder {
+    request
+        .expression_attribute_names("#synced", "synced_version")
+        .expression_attribute_names("#last", "last_sync_at")
+        .expression_attribute_names("#onec_id", "onec_id")
+        .expression_attribute_names("#onec_version", "onec_version")
+        .expression_attribute_values(":v", n(success.exported_version))
+        .expression_attribute_values(":at", s(timestamp(success.at)))
+        .expression_attribute_values(":onec_id", s(&success.onec_id))
+        .expression_attribute_values(":onec_version", s(&success.onec_version))
 }
 
 /// The sync-log table (`CustomerSyncLog`), entries expiring after the retention period.

@@ -74,7 +74,9 @@ pub trait CustomerStore: Send + Sync {
     /// Flags the row for export if it is still at `version`.
     async fn mark_pending(&self, id: &str, version: u64) -> Result<WriteOutcome, StoreError>;
 
-    /// Records an export unless the row already records this version or a newer one.
+    /// Records an export unless the row already records this version or a newer one. A row
+    /// still at the exported version becomes `synced`; one that moved past it gets only the 1C
+    /// reference, version and `synced_version`, keeping its newer change's status and error.
     async fn record_export_success(
         &self,
         id: &str,

@@ -9,6 +9,7 @@ use local_stack::MotoServer;
 use serde_json::{json, Value};
 use shared::adapters::dynamodb::{DynamoDbCustomerStore, DynamoDbSyncLog};
 use shared::adapters::sqs::SqsMessageControl;
+use shared::domain::SyncStatus;
 use shared::error::{Classify, ErrorClass};
 use shared::message::Lane;
 use shared::ports::{
@@ -98,9 +99,12 @@ async fn an_older_export_never_overwrites_a_newer_one() {
 
 #[tokio::test]
 async fn an_export_of_a_version_the_row_has_moved_past_leaves_the_row_out_of_sync() {
-    // Given a row edited to version 5 while version 4 was being exported
+    // Given a row edited to version 5 while version 4 was being exported, and version 5's own
+    // export already refused (an invalid INN)
     let rig = rig().await;
-    rig.put(json!({"id": "u-2", "version": 5})).await;
+    rig.put(json!({"id": "u-2", "version": 5, "sync_status": "error",
+                   "sync_error_message": "inn: invalid checksum", "needs_1c_export": true}))
+        .await;
 
     // When the export of version 4 is recorded
     rig.store
@@ -116,6 +120,12 @@ async fn an_export_of_a_version_the_row_has_moved_past_leaves_the_row_out_of_syn
     );
     assert_eq!(customer.synced_version, Some(4));
     assert!(!customer.is_in_sync());
+    // And the row still shows version 5's error, not "synced"
+    assert_eq!(customer.sync_status, Some(SyncStatus::Error));
+    assert_eq!(
+        customer.sync_error_message.as_deref(),
+        Some("inn: invalid checksum")
+    );
 }
 
 #[tokio::test]
