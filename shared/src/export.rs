@@ -68,6 +68,10 @@ pub enum ExportOutcome {
     Skipped(SkipReason),
 }
 
+/// How often one export sends a row again because a newer version was exported beside it
+/// ([`CustomerExportService`]'s `resend_if_superseded`).
+const MAX_RESENDS: usize = 2;
+
 /// Why an export failed; [`Classify`] decides between retry and dead letter.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -342,7 +346,8 @@ impl CustomerExportService {
                     let _session = sessions.enter().await?;
                     self.upsert(&counterparty).await?
                 };
-                self.finish(&customer, upserted, duration_ms).await
+                self.finish(&customer, upserted, duration_ms, sessions)
+                    .await
             }
         }
     }
@@ -410,7 +415,9 @@ impl CustomerExportService {
             let finished = futures::future::join_all(chunk.iter().zip(outcomes).map(
                 |((_, customer, _), outcome)| async move {
                     match outcome {
-                        Ok(upserted) => self.finish(customer, upserted, duration_ms).await,
+                        Ok(upserted) => {
+                            self.finish(customer, upserted, duration_ms, sessions).await
+                        }
                         Err(err) => Err(ExportError::OneC(err)),
                     }
                 },
@@ -480,6 +487,7 @@ impl CustomerExportService {
         customer: &Customer,
         upserted: UpsertOutcome,
         duration_ms: u64,
+        sessions: &OneCSessions<'_>,
     ) -> Result<ExportOutcome, ExportError> {
         let at = Utc::now();
         let write = self
@@ -495,13 +503,13 @@ impl CustomerExportService {
             )
             .await?;
         if write == WriteOutcome::Stale {
-            // Another delivery recorded this version (or a newer one) first; 1C got the same
-            // data twice, which the upsert by platform id makes harmless.
             tracing::info!(
                 customer_id = %customer.id,
                 version = customer.version,
-                "the row already records this export or a newer one"
+                "the row is past this export: a newer change, or this one recorded first"
             );
+            self.resend_if_superseded(&customer.id, customer.version, sessions)
+                .await?;
         }
         self.log(
             CustomerSyncLog::new(
@@ -525,6 +533,71 @@ impl CustomerExportService {
             exported_version: customer.version,
             write,
         })
+    }
+
+    /// After a write-back found the row past `exported_version`: if the row holds a newer
+    /// version, this export's data may have reached 1C after that version's (the newer export
+    /// read its row later but was faster to 1C, or this one waited for a session), and 1C would
+    /// keep the older data while the row says it is in sync. So the row as it is now is sent
+    /// again. A duplicate of the same version (nothing newer) sends nothing.
+    async fn resend_if_superseded(
+        &self,
+        id: &str,
+        mut exported_version: u64,
+        sessions: &OneCSessions<'_>,
+    ) -> Result<(), ExportError> {
+        for _ in 0..MAX_RESENDS {
+            let Some(StoredCustomer { customer, extra }) = self.store.load(id).await? else {
+                return Ok(()); // removed: its deactivation follows
+            };
+            if customer.version <= exported_version || customer.created_in_1c {
+                return Ok(());
+            }
+            // Data the mapper refuses is the newer change's own message's to report.
+            let Ok(counterparty) = self.map(&customer, &extra) else {
+                return Ok(());
+            };
+            let (upserted, duration_ms) = {
+                let _session = sessions.enter().await?;
+                self.upsert(&counterparty).await?
+            };
+            let at = Utc::now();
+            let write = self
+                .store
+                .record_export_success(
+                    &customer.id,
+                    &ExportSuccess {
+                        onec_id: upserted.onec_id.clone(),
+                        onec_version: upserted.data_version.clone(),
+                        exported_version: customer.version,
+                        at,
+                    },
+                )
+                .await?;
+            self.log(
+                CustomerSyncLog::new(id, SyncOperation::ExportTo1c, SyncLogStatus::Success, at)
+                    .with_details(SyncDetails {
+                        onec_id: Some(upserted.onec_id),
+                        transport: Some(self.transport.clone()),
+                        duration_ms: Some(duration_ms),
+                        version: Some(customer.version),
+                        message: Some(format!(
+                            "sent again: version {exported_version} may have reached 1C after it"
+                        )),
+                        ..SyncDetails::default()
+                    }),
+            )
+            .await;
+            if write == WriteOutcome::Applied {
+                return Ok(());
+            }
+            exported_version = customer.version;
+        }
+        tracing::warn!(
+            customer_id = %id,
+            "the row kept changing while its exports were sent again; its next change exports it"
+        );
+        Ok(())
     }
 
     fn map(

@@ -400,6 +400,40 @@ async fn an_export_waiting_for_a_session_when_the_breaker_opens_does_not_call_1c
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_export_that_reaches_1c_after_a_newer_one_sends_the_row_again() {
+    // Given a registration (version 1) whose call to 1C takes 100 ms
+    let w = world_with(
+        FakeOneCClient::new().with_latency(Duration::from_millis(100)),
+        settings(2),
+    );
+    let batch = registrations(&w, 1);
+
+    // When, while it is in 1C, the user renames herself (version 2) and another export
+    // records version 2 first (it read its row later but reached 1C sooner)
+    let newer = async {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let mut edited = customer("u-1", 2);
+        edited.first_name = Some("Мария".into());
+        edited.synced_version = Some(2);
+        edited.sync_status = Some(SyncStatus::Synced);
+        w.store.insert(&edited);
+    };
+    let (response, ()) = tokio::join!(handle(&w.deps, batch), newer);
+
+    // Then the first export, finding the row past its version, sent the row as it is now:
+    // 1C ends with version 2's data, not the registration's
+    assert!(failed_ids(&response.expect("handled")).is_empty());
+    assert_eq!(w.onec.call_count(), 2);
+    let held = w.onec.counterparty("u-1").expect("in 1C");
+    assert_eq!(held.first_name.as_deref(), Some("Мария"));
+    assert!(w.log.entries_for("u-1").iter().any(|e| e
+        .details
+        .message
+        .as_deref()
+        .is_some_and(|m| m.starts_with("sent again"))));
+}
+
+#[tokio::test(start_paused = true)]
 async fn no_1c_call_starts_too_close_to_the_deadline_and_the_rest_is_backed_off_in_time() {
     // Given 1C answering in 10 s, two sessions, six customers, and an invocation with 30 s
     // left that keeps 15 s free for a call and its write-back

@@ -214,7 +214,8 @@ impl CustomerStore for DynamoDbCustomerStore {
         }
         // The row moved past the exported version meanwhile: record what 1C now holds, but the
         // status, error and flag belong to the newer change, whose own message exports it
-        // (synced_version stays below the row's version).
+        // (synced_version stays below the row's version). Stale either way: the row is not in
+        // sync at this version.
         let request = self
             .update(id)
             .update_expression(
@@ -227,7 +228,8 @@ impl CustomerStore for DynamoDbCustomerStore {
             "UpdateItem(record_export_success)",
             exported(request, success),
         )
-        .await
+        .await?;
+        Ok(WriteOutcome::Stale)
     }
 
     async fn record_export_failure(

@@ -75,8 +75,10 @@ pub trait CustomerStore: Send + Sync {
     async fn mark_pending(&self, id: &str, version: u64) -> Result<WriteOutcome, StoreError>;
 
     /// Records an export unless the row already records this version or a newer one. A row
-    /// still at the exported version becomes `synced`; one that moved past it gets only the 1C
-    /// reference, version and `synced_version`, keeping its newer change's status and error.
+    /// still at the exported version becomes `synced` ([`WriteOutcome::Applied`]); one that
+    /// moved past it gets only the 1C reference, version and `synced_version`, keeping its newer
+    /// change's status and error, and is [`WriteOutcome::Stale`] like a row already recording
+    /// this version or a newer one.
     async fn record_export_success(
         &self,
         id: &str,

@@ -107,10 +107,12 @@ async fn an_export_of_a_version_the_row_has_moved_past_leaves_the_row_out_of_syn
         .await;
 
     // When the export of version 4 is recorded
-    rig.store
+    let outcome = rig
+        .store
         .record_export_success("u-2", &success(4, "v4"))
         .await
         .expect("write");
+    assert_eq!(outcome, WriteOutcome::Stale);
 
     // Then the 1C reference is kept but the row is not in sync, so version 5 exports again
     let customer = rig.store.get("u-2").await.expect("read").expect("row");
