@@ -137,17 +137,31 @@ pub async fn handle_until(
     } else {
         let concurrency = deps.settings.concurrency.max(1);
         let sessions = OneCSessions::new(concurrency, Some(&breaker)).with_deadline(deadline);
-        stream::iter(event.records)
-            .map(|record| {
-                let span = message_span(&record);
-                process(deps, &breaker, &sessions, record).instrument(span)
+        let (units, mut failures) = parse_by_customer(deps, event.records).await;
+        let (breaker, sessions) = (&breaker, &sessions);
+        let from_units: Vec<Vec<String>> = stream::iter(units)
+            // One customer's messages one after another: run side by side, two exports of a
+            // new customer could both miss it in 1C and both create it (OData looks up, then
+            // creates). The second usually finds the row in sync and sends nothing.
+            .map(|unit| async move {
+                let mut failed = Vec::new();
+                for parsed in unit {
+                    let span = parsed.span.clone();
+                    failed.extend(
+                        process(deps, breaker, sessions, parsed)
+                            .instrument(span)
+                            .await,
+                    );
+                }
+                failed
             })
             // While `concurrency` exports are in 1C, as many more load their rows or write
             // their results back.
             .buffer_unordered(concurrency.saturating_mul(2))
-            .filter_map(|failed| async move { failed })
             .collect()
-            .await
+            .await;
+        failures.extend(from_units.into_iter().flatten());
+        failures
     };
     tracing::info!(messages, redelivered = failures.len(), "batch done");
     let mut response = SqsBatchResponse::default();
@@ -225,17 +239,38 @@ async fn parse(deps: &Deps, record: SqsMessage) -> Result<Parsed, Option<String>
     })
 }
 
-/// Processes one record; returns its message id when it must be delivered again.
+/// Parses every record and groups the export messages by customer, in first-seen order; the
+/// outcomes of records that need no export (no id, poison) come back beside them.
+async fn parse_by_customer(
+    deps: &Deps,
+    records: Vec<SqsMessage>,
+) -> (Vec<Vec<Parsed>>, Vec<String>) {
+    let mut failures = Vec::new();
+    let mut units: Vec<Vec<Parsed>> = Vec::new();
+    let mut unit_of: HashMap<String, usize> = HashMap::new();
+    for record in records {
+        let span = message_span(&record);
+        match parse(deps, record).instrument(span).await {
+            Err(outcome) => failures.extend(outcome),
+            Ok(parsed) => match unit_of.get(&parsed.msg.customer_id) {
+                Some(&at) => units[at].push(parsed),
+                None => {
+                    unit_of.insert(parsed.msg.customer_id.clone(), units.len());
+                    units.push(vec![parsed]);
+                }
+            },
+        }
+    }
+    (units, failures)
+}
+
+/// Processes one parsed record; returns its message id when it must be delivered again.
 async fn process(
     deps: &Deps,
     breaker: &CircuitBreaker,
     sessions: &OneCSessions<'_>,
-    record: SqsMessage,
+    parsed: Parsed,
 ) -> Option<String> {
-    let parsed = match parse(deps, record).await {
-        Ok(parsed) => parsed,
-        Err(outcome) => return outcome,
-    };
     let ctx = parsed.attempt(deps);
     if breaker.is_open() {
         return circuit_open(&ctx).await;
@@ -291,25 +326,16 @@ async fn handle_batched(
     deadline: Option<Deadline>,
     records: Vec<SqsMessage>,
 ) -> Vec<String> {
-    let mut failures = Vec::new();
+    let (grouped, mut failures) = parse_by_customer(deps, records).await;
     let mut deactivations = Vec::new();
-    // Messages grouped by customer, in first-seen order.
     let mut units: Vec<Vec<Parsed>> = Vec::new();
-    let mut unit_of: HashMap<String, usize> = HashMap::new();
-    for record in records {
-        let span = message_span(&record);
-        match parse(deps, record).instrument(span.clone()).await {
-            Err(outcome) => failures.extend(outcome),
-            Ok(parsed) if parsed.msg.reason == ExportReason::Deactivation => {
-                deactivations.push(parsed)
-            }
-            Ok(parsed) => match unit_of.get(&parsed.msg.customer_id) {
-                Some(&at) => units[at].push(parsed),
-                None => {
-                    unit_of.insert(parsed.msg.customer_id.clone(), units.len());
-                    units.push(vec![parsed]);
-                }
-            },
+    for unit in grouped {
+        let (deactivating, exporting): (Vec<Parsed>, Vec<Parsed>) = unit
+            .into_iter()
+            .partition(|p| p.msg.reason == ExportReason::Deactivation);
+        deactivations.extend(deactivating);
+        if !exporting.is_empty() {
+            units.push(exporting);
         }
     }
     let batch_size = deps.service.batch_size();

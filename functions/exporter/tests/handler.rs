@@ -562,8 +562,12 @@ async fn a_lost_response_followed_by_a_retry_creates_no_duplicate() {
 
 #[tokio::test]
 async fn two_deliveries_of_one_change_in_one_batch_yield_one_counterparty() {
-    // Given the same message twice in a batch (SQS at-least-once delivery)
-    let w = world();
+    // Given the same message twice in a batch (SQS at-least-once delivery), and a 1C whose
+    // lookup-then-create would let two concurrent exports of a new customer both create it
+    let w = world_with(
+        FakeOneCClient::new().with_latency(Duration::from_millis(20)),
+        settings(4),
+    );
     w.store.insert(&customer("u-301", 1));
     let mut batch = single(0, 1);
     let mut twin = batch.records[0].clone();
@@ -573,8 +577,10 @@ async fn two_deliveries_of_one_change_in_one_batch_yield_one_counterparty() {
     // When handled
     let response = handle(&w.deps, batch).await.expect("handled");
 
-    // Then both are done and 1C holds one counterparty
+    // Then both are done, one after the other: 1C was called once (the second delivery found
+    // the row in sync) and holds one counterparty
     assert!(failed_ids(&response).is_empty());
+    assert_eq!(w.onec.call_count(), 1);
     assert_eq!(w.onec.counterparties().len(), 1);
     assert_eq!(
         w.store.customer("u-301").and_then(|c| c.synced_version),
