@@ -576,6 +576,7 @@ pub struct FakeExportQueue {
     sent: Mutex<Vec<(Lane, crate::message::ExportMessage)>>,
     refuse_customers: Mutex<Vec<String>>,
     fail_calls: AtomicBool,
+    short_answers: AtomicBool,
 }
 
 impl FakeExportQueue {
@@ -603,6 +604,11 @@ impl FakeExportQueue {
     /// Every call fails as a whole while set.
     pub fn set_failing(&self, failing: bool) {
         self.fail_calls.store(failing, Ordering::SeqCst);
+    }
+
+    /// While set, an answer leaves out the last message's result (a queue adapter's bug).
+    pub fn set_short_answers(&self, short: bool) {
+        self.short_answers.store(short, Ordering::SeqCst);
     }
 }
 
@@ -636,6 +642,11 @@ impl crate::ports::ExportQueue for FakeExportQueue {
                     sent.push((lane, msg.clone()));
                     Ok(())
                 }
+            })
+            .take(if self.short_answers.load(Ordering::SeqCst) {
+                batch.len().saturating_sub(1)
+            } else {
+                batch.len()
             })
             .collect())
     }

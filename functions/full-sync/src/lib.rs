@@ -490,7 +490,14 @@ async fn enqueue(
     )
     .map(move |slice| {
         let queue = queue.clone();
-        async move { queue.enqueue(Lane::Bulk, &slice).await }
+        async move {
+            let mut results = queue.enqueue(Lane::Bulk, &slice).await?;
+            // One result per message, so none is taken for sent without an answer (retryable).
+            results.resize_with(slice.len(), || {
+                Err(QueueError::MissingResult { lane: Lane::Bulk })
+            });
+            Ok(results)
+        }
     })
     .buffered(deps.settings.enqueue_concurrency.max(1))
     .try_collect()

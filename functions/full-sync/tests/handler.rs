@@ -519,6 +519,23 @@ async fn messages_the_queue_refuses_fail_the_chunk_so_a_resume_sends_them_again(
 }
 
 #[tokio::test]
+async fn an_answer_without_a_result_for_every_message_fails_the_chunk() {
+    // Given a queue whose answers leave out one message's result
+    let (users, _) = users(100);
+    let rig = rig(users);
+    rig.queue.set_short_answers(true);
+    // When the run enqueues a chunk
+    let err = handle(&rig.deps, &export_input("r1", 50), &Unlimited)
+        .await
+        .expect_err("fails");
+    // Then the message without a result is not taken for sent: the chunk fails, its cursor
+    // is not stored, and a resume sends it again
+    assert!(matches!(err, FullSyncError::Queue { .. }), "{err}");
+    let failed = rig.store.get("r1").await.expect("get").expect("stored");
+    assert_eq!(failed.counters.scanned, 0);
+}
+
+#[tokio::test]
 async fn contradictory_or_out_of_range_inputs_are_refused() {
     let rig = rig(Vec::new());
     let bad: Vec<FullSyncInput> = vec![
