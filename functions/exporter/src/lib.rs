@@ -296,7 +296,9 @@ async fn settle(
 ) -> Option<String> {
     match result {
         Ok(outcome) => {
-            if let Some(breaker) = breaker {
+            // Only an answer from 1C says 1C works; a skip never asked it.
+            let answered = !matches!(outcome, ExportOutcome::Skipped(_));
+            if let (Some(breaker), true) = (breaker, answered) {
                 breaker.record_success();
             }
             ctx.succeeded(outcome);

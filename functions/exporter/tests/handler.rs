@@ -308,6 +308,25 @@ async fn a_success_between_failures_keeps_the_breaker_closed() {
 }
 
 #[tokio::test]
+async fn a_message_skipped_between_failures_does_not_keep_the_breaker_closed() {
+    // Given 1C down, and among five messages one for a customer already in sync
+    let w = world_with(FakeOneCClient::new(), settings(1));
+    let batch = registrations(&w, 5);
+    let mut synced = customer("u-3", 1);
+    synced.synced_version = Some(1);
+    w.store.insert(&synced);
+    w.onec.script((0..5).map(|_| Scripted::Fail(unavailable())));
+
+    // When the batch is handled one message at a time
+    let response = handle(&w.deps, batch).await.expect("handled");
+
+    // Then the skip (no call to 1C) did not count as 1C working: the breaker opened after
+    // three failures, and the fifth message was backed off without a call
+    assert_eq!(w.onec.call_count(), 3);
+    assert_eq!(failed_ids(&response), vec!["m-1", "m-2", "m-4", "m-5"]);
+}
+
+#[tokio::test]
 async fn no_more_messages_than_the_concurrency_bound_reach_1c_at_once() {
     // Given a slow 1C and twelve messages with a bound of three
     let w = world_with(
