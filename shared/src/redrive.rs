@@ -17,7 +17,7 @@
 //! Messages that cannot be routed or sent stay in the DLQ and are made visible again at the end.
 //!
 //! The source queue of a message, in order:
-//! - the destination given explicitly ([`Destination::Queue`], the CLI's `--to`);
+//! - the destination given explicitly ([`Destination::Queue`]; the CLI does not offer one);
 //! - the `DeadLetterQueueSourceArn` system attribute, which AWS sets when its redrive policy
 //!   moves a message;
 //! - the DLQ's only source queue (`ListDeadLetterSourceQueues`: the queues whose
