@@ -11,6 +11,9 @@ pub use shared::config::{CredentialsSource, OneCSettings};
 #[derive(Debug, Clone)]
 pub struct FullSyncConfig {
     pub users_table: String,
+    /// `USERS_ONEC_ID_INDEX`: a global secondary index of the users table keyed by `onec_id`,
+    /// for the import's lookups by 1C reference; without it each is a filtered `Scan`.
+    pub users_onec_id_index: Option<String>,
     pub sync_runs_table: String,
     pub sync_log_table: String,
     pub bulk_queue_url: String,
@@ -32,6 +35,7 @@ impl FullSyncConfig {
         let onec = OneCSettings::from_lookup(env)?;
         Ok(Self {
             users_table: required("USERS_TABLE")?,
+            users_onec_id_index: optional("USERS_ONEC_ID_INDEX").filter(|i| !i.is_empty()),
             sync_runs_table: required("SYNC_RUNS_TABLE")?,
             sync_log_table: required("SYNC_LOG_TABLE")?,
             bulk_queue_url: required("BULK_QUEUE_URL")?,
@@ -60,6 +64,7 @@ mod tests {
 
     const TEMPLATE_VARS: &[(&str, &str)] = &[
         ("USERS_TABLE", "users"),
+        ("USERS_ONEC_ID_INDEX", ""),
         ("SYNC_RUNS_TABLE", "runs"),
         ("SYNC_LOG_TABLE", "log"),
         (
@@ -88,6 +93,12 @@ mod tests {
             config.onec.credentials,
             CredentialsSource::Secret { .. }
         ));
+        // The platform's table without an index (the parameter left empty): the import scans
+        assert_eq!(config.users_onec_id_index, None);
+        let mut vars = TEMPLATE_VARS.to_vec();
+        vars.push(("USERS_ONEC_ID_INDEX", "onec_id-index"));
+        let config = FullSyncConfig::from_lookup(&lookup(&vars)).expect("valid");
+        assert_eq!(config.users_onec_id_index.as_deref(), Some("onec_id-index"));
     }
 
     #[test]

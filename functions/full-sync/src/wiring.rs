@@ -46,10 +46,7 @@ pub async fn build_deps(
     let sqs = aws_sdk_sqs::Client::new(aws);
     let importer = ImportService::new(
         onec,
-        Arc::new(DynamoDbImportStore::new(
-            dynamodb.clone(),
-            config.users_table.clone(),
-        )),
+        Arc::new(import_store(&dynamodb, config)),
         Arc::new(DynamoDbSyncLog::new(
             dynamodb.clone(),
             config.sync_log_table.clone(),
@@ -83,4 +80,16 @@ pub async fn build_deps(
         )),
         settings: Settings::default(),
     })
+}
+
+/// The import's view of the users table, through the `onec_id` index when one is configured.
+pub fn import_store(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    config: &FullSyncConfig,
+) -> DynamoDbImportStore {
+    let store = DynamoDbImportStore::new(dynamodb.clone(), config.users_table.clone());
+    match &config.users_onec_id_index {
+        Some(index) => store.with_onec_id_index(index.clone()),
+        None => store,
+    }
 }

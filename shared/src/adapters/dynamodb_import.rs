@@ -6,7 +6,8 @@
 //! conditioned on the id being free.
 //!
 //! Finding a user by 1C reference uses a global secondary index on `onec_id` when one is
-//! configured ([`DynamoDbImportStore::with_onec_id_index`]), else a filtered `Scan`: fine for
+//! configured ([`DynamoDbImportStore::with_onec_id_index`]; the full sync's
+//! `USERS_ONEC_ID_INDEX`, the template's `UsersOnecIdIndex`), else a filtered `Scan`: fine for
 //! small tables; a large platform table should get the index. The import calls it only for
 //! counterparties entered in 1C that it has not created a user for yet.
 

@@ -138,6 +138,7 @@ async fn rig() -> Rig {
     let emulator = Emulator::start().await;
     let config = FullSyncConfig {
         users_table: stack.users_table.clone(),
+        users_onec_id_index: Some(local_stack::spec::USERS_ONEC_ID_INDEX.into()),
         sync_runs_table: stack.sync_runs_table.clone(),
         sync_log_table: stack.sync_log_table.clone(),
         bulk_queue_url: stack.bulk_queue_url.clone(),

@@ -1075,7 +1075,45 @@ fn tables_match_the_local_stack_spec() {
             }
             None => assert!(ttl.is_null(), "{}", table.logical_id),
         }
+        let indexes = p["GlobalSecondaryIndexes"].as_array();
+        match table.index {
+            Some((name, key)) => {
+                let index = indexes
+                    .and_then(|all| all.iter().find(|i| i["IndexName"] == name))
+                    .unwrap_or_else(|| panic!("{}: no index {name}", table.logical_id));
+                assert_eq!(
+                    index["KeySchema"],
+                    json!([{"AttributeName": key, "KeyType": "HASH"}])
+                );
+                assert_eq!(index["Projection"]["ProjectionType"], "KEYS_ONLY");
+            }
+            None => assert!(indexes.is_none(), "{}", table.logical_id),
+        }
     }
+}
+
+#[test]
+fn the_full_sync_finds_users_by_onec_id_through_the_index_it_may_query() {
+    // Given the dev stack (no platform table named)
+    let function = "FullSyncFunction";
+    // Then the function is told the dev table's index, and its role may query exactly that
+    let index = &env_var(function, "USERS_ONEC_ID_INDEX")["Fn::If"];
+    assert_eq!(index[0], json!("CreateDevUsersTable"));
+    assert_eq!(index[1], json!(spec::USERS_ONEC_ID_INDEX));
+    assert_eq!(index[2], json!({"Ref": "UsersOnecIdIndex"}));
+    let role = props("FullSyncRole");
+    let statement = role["Policies"][0]["PolicyDocument"]["Statement"]
+        .as_array()
+        .expect("statements")
+        .iter()
+        .find(|s| s["Sid"] == "FindUsersByOnecId")
+        .expect("a statement for the index");
+    assert_eq!(statement["Action"], json!("dynamodb:Query"));
+    let resource = text_of(&statement["Resource"]);
+    assert!(
+        resource.contains("index/onec_id-index"),
+        "the dev table's index: {resource}"
+    );
 }
 
 #[test]

@@ -3,8 +3,9 @@
 
 use aws_config::{Region, SdkConfig};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    StreamSpecification, StreamViewType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use std::collections::HashMap;
@@ -43,7 +44,12 @@ pub struct TableSpec {
     pub stream: bool,
     /// TTL attribute (epoch seconds), if any.
     pub ttl_attribute: Option<&'static str>,
+    /// A `KEYS_ONLY` global secondary index: its name and (string) partition key.
+    pub index: Option<(&'static str, &'static str)>,
 }
+
+/// The users table's index for the import's lookups by 1C reference (`USERS_ONEC_ID_INDEX`).
+pub const USERS_ONEC_ID_INDEX: &str = "onec_id-index";
 
 /// The platform's users (the dev stack creates it; production uses the platform's table).
 pub const USERS_TABLE: TableSpec = TableSpec {
@@ -53,6 +59,7 @@ pub const USERS_TABLE: TableSpec = TableSpec {
     sort_key: None,
     stream: true,
     ttl_attribute: None,
+    index: Some((USERS_ONEC_ID_INDEX, "onec_id")),
 };
 
 /// `CustomerSyncLog`: pk customer id, sk `<rfc3339>#<uuid>`, expiring entries.
@@ -63,6 +70,7 @@ pub const SYNC_LOG_TABLE: TableSpec = TableSpec {
     sort_key: Some("sk"),
     stream: false,
     ttl_attribute: Some("expires_at"),
+    index: None,
 };
 
 /// Full-sync progress.
@@ -73,6 +81,7 @@ pub const SYNC_RUNS_TABLE: TableSpec = TableSpec {
     sort_key: None,
     stream: false,
     ttl_attribute: None,
+    index: None,
 };
 
 pub const TABLES: [TableSpec; 3] = [USERS_TABLE, SYNC_LOG_TABLE, SYNC_RUNS_TABLE];
@@ -203,6 +212,7 @@ impl StackOutputs {
     pub fn function_env(&self) -> HashMap<&'static str, String> {
         HashMap::from([
             ("USERS_TABLE", self.users_table.clone()),
+            ("USERS_ONEC_ID_INDEX", USERS_ONEC_ID_INDEX.to_owned()),
             ("SYNC_LOG_TABLE", self.sync_log_table.clone()),
             ("SYNC_RUNS_TABLE", self.sync_runs_table.clone()),
             ("PRIORITY_QUEUE_URL", self.priority_queue_url.clone()),
@@ -352,6 +362,23 @@ async fn create_table(
         .billing_mode(BillingMode::PayPerRequest);
     for (definition, key) in keys {
         request = request.attribute_definitions(definition).key_schema(key);
+    }
+    if let Some((index, key)) = spec.index {
+        let (definition, key) = string_key(key, KeyType::Hash).map_err(|e| fail(e.into()))?;
+        request = request
+            .attribute_definitions(definition)
+            .global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name(index)
+                    .key_schema(key)
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::KeysOnly)
+                            .build(),
+                    )
+                    .build()
+                    .map_err(|e| fail(Box::new(e)))?,
+            );
     }
     if spec.stream {
         request = request.stream_specification(
