@@ -489,6 +489,34 @@ impl CustomerExportService {
         duration_ms: u64,
         sessions: &OneCSessions<'_>,
     ) -> Result<ExportOutcome, ExportError> {
+        let write = self
+            .record_export(customer, &upserted, duration_ms, None)
+            .await?;
+        if write == WriteOutcome::Stale {
+            tracing::info!(
+                customer_id = %customer.id,
+                version = customer.version,
+                "the row is past this export: a newer change, or this one recorded first"
+            );
+            self.resend_if_superseded(&customer.id, customer.version, sessions)
+                .await?;
+        }
+        Ok(ExportOutcome::Exported {
+            onec_id: upserted.onec_id,
+            created: upserted.created,
+            exported_version: customer.version,
+            write,
+        })
+    }
+
+    /// The write-back of one export and its sync log entry (`note`: why it was sent).
+    async fn record_export(
+        &self,
+        customer: &Customer,
+        upserted: &UpsertOutcome,
+        duration_ms: u64,
+        note: Option<String>,
+    ) -> Result<WriteOutcome, ExportError> {
         let at = Utc::now();
         let write = self
             .store
@@ -502,15 +530,6 @@ impl CustomerExportService {
                 },
             )
             .await?;
-        if write == WriteOutcome::Stale {
-            tracing::info!(
-                customer_id = %customer.id,
-                version = customer.version,
-                "the row is past this export: a newer change, or this one recorded first"
-            );
-            self.resend_if_superseded(&customer.id, customer.version, sessions)
-                .await?;
-        }
         self.log(
             CustomerSyncLog::new(
                 &customer.id,
@@ -523,16 +542,12 @@ impl CustomerExportService {
                 transport: Some(self.transport.clone()),
                 duration_ms: Some(duration_ms),
                 version: Some(customer.version),
+                message: note,
                 ..SyncDetails::default()
             }),
         )
         .await;
-        Ok(ExportOutcome::Exported {
-            onec_id: upserted.onec_id,
-            created: upserted.created,
-            exported_version: customer.version,
-            write,
-        })
+        Ok(write)
     }
 
     /// After a write-back found the row past `exported_version`: if the row holds a newer
@@ -561,33 +576,11 @@ impl CustomerExportService {
                 let _session = sessions.enter().await?;
                 self.upsert(&counterparty).await?
             };
-            let at = Utc::now();
+            let note =
+                format!("sent again: version {exported_version} may have reached 1C after it");
             let write = self
-                .store
-                .record_export_success(
-                    &customer.id,
-                    &ExportSuccess {
-                        onec_id: upserted.onec_id.clone(),
-                        onec_version: upserted.data_version.clone(),
-                        exported_version: customer.version,
-                        at,
-                    },
-                )
+                .record_export(&customer, &upserted, duration_ms, Some(note))
                 .await?;
-            self.log(
-                CustomerSyncLog::new(id, SyncOperation::ExportTo1c, SyncLogStatus::Success, at)
-                    .with_details(SyncDetails {
-                        onec_id: Some(upserted.onec_id),
-                        transport: Some(self.transport.clone()),
-                        duration_ms: Some(duration_ms),
-                        version: Some(customer.version),
-                        message: Some(format!(
-                            "sent again: version {exported_version} may have reached 1C after it"
-                        )),
-                        ..SyncDetails::default()
-                    }),
-            )
-            .await;
             if write == WriteOutcome::Applied {
                 return Ok(());
             }
