@@ -458,6 +458,26 @@ fn export_queues_dead_letter_after_exactly_the_exporters_attempt_budget() {
 }
 
 #[test]
+fn a_message_retried_as_often_and_as_late_as_the_parameters_allow_reaches_the_dlq_before_it_expires(
+) {
+    // Given the largest attempt budget and backoff the template accepts
+    let parameters = &template()["Parameters"];
+    let attempts = number(&parameters["MaxExportAttempts"]["MaxValue"]);
+    let cap = number(&parameters["BackoffCapSecs"]["MaxValue"]);
+    for (queue, _) in queue_mappings() {
+        let p = props(queue);
+        // Then every delivery's visibility and every backoff between them fit in the queue's
+        // retention (an expired message is gone, never dead-lettered)
+        let longest = attempts * number(&p["VisibilityTimeout"]) + (attempts - 1) * cap;
+        let retention = number(&p["MessageRetentionPeriod"]);
+        assert!(
+            longest < retention,
+            "{queue}: {longest} s against {retention} s"
+        );
+    }
+}
+
+#[test]
 fn the_dlq_accepts_redrives_only_from_its_sources_and_outlives_them() {
     // Given the export DLQ and the queues that feed it
     let dlq = props(export_dlq());
