@@ -9,6 +9,7 @@
 use crate::backoff::CircuitBreaker;
 use crate::domain::Customer;
 use crate::error::{Classify, ErrorClass};
+use crate::filter::RemovePolicy;
 use crate::mapping::{CustomerDataMapper, ExtraAttributes, ValidationErrors};
 use crate::message::{ExportMessage, ExportReason};
 use crate::metrics::{Dimension, Metrics, ONEC_CALL_LATENCY};
@@ -261,6 +262,8 @@ pub struct CustomerExportService {
     transport: String,
     /// The most customers one call to 1C carries (`ONEC_BATCH_SIZE`; 1 = one per call).
     batch_size: usize,
+    /// What a removed user means for 1C (`REMOVE_POLICY`, as the stream filter reads it).
+    remove_policy: RemovePolicy,
 }
 
 /// What loading and mapping a customer decided.
@@ -289,7 +292,14 @@ impl CustomerExportService {
             metrics,
             transport: transport.into(),
             batch_size: 1,
+            remove_policy: RemovePolicy::default(),
         }
+    }
+
+    /// What a user removed while its export was in flight means for 1C.
+    pub fn with_remove_policy(mut self, policy: RemovePolicy) -> Self {
+        self.remove_policy = policy;
+        self
     }
 
     /// Sends up to `batch_size` customers per call to 1C (at least 1).
@@ -498,7 +508,7 @@ impl CustomerExportService {
                 version = customer.version,
                 "the row is past this export: a newer change, or this one recorded first"
             );
-            self.resend_if_superseded(&customer.id, customer.version, sessions)
+            self.resend_if_superseded(&customer.id, customer.version, &upserted.onec_id, sessions)
                 .await?;
         }
         Ok(ExportOutcome::Exported {
@@ -555,15 +565,30 @@ impl CustomerExportService {
     /// read its row later but was faster to 1C, or this one waited for a session), and 1C would
     /// keep the older data while the row says it is in sync. So the row as it is now is sent
     /// again. A duplicate of the same version (nothing newer) sends nothing.
+    ///
+    /// A row removed meanwhile had its deactivation race this export: if that deactivation ran
+    /// first, this upsert cleared its deletion mark, so the mark is set again (under the
+    /// `deactivate` remove policy; a second deactivation finds the mark and does nothing).
     async fn resend_if_superseded(
         &self,
         id: &str,
         mut exported_version: u64,
+        onec_id: &str,
         sessions: &OneCSessions<'_>,
     ) -> Result<(), ExportError> {
         for _ in 0..MAX_RESENDS {
             let Some(StoredCustomer { customer, extra }) = self.store.load(id).await? else {
-                return Ok(()); // removed: its deactivation follows
+                if self.remove_policy == RemovePolicy::Deactivate {
+                    let removal = ExportMessage {
+                        customer_id: id.to_owned(),
+                        reason: ExportReason::Deactivation,
+                        version: exported_version,
+                        changed_at: Utc::now(),
+                        onec_id: Some(onec_id.to_owned()),
+                    };
+                    self.deactivate(&removal, sessions).await?;
+                }
+                return Ok(());
             };
             if customer.version <= exported_version || customer.created_in_1c {
                 return Ok(());

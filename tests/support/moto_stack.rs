@@ -108,6 +108,7 @@ pub fn exporter_config(
         backoff_base: Duration::from_secs(1),
         backoff_cap: Duration::from_secs(2),
         breaker_threshold: 3,
+        remove_policy: shared::filter::RemovePolicy::Deactivate,
         metrics_namespace: "OnecSync".into(),
         function_name: "exporter".into(),
         sync_log_retention_days: 30,

@@ -2,6 +2,7 @@
 
 use shared::backoff::DEFAULT_BREAKER_THRESHOLD;
 use shared::config::{env_lookup, optional_in, parsed_or_in, required_in, ConfigError, Lookup};
+use shared::filter::RemovePolicy;
 use shared::metrics::DEFAULT_NAMESPACE;
 use shared::sync_log::DEFAULT_RETENTION_DAYS;
 use std::time::Duration;
@@ -23,6 +24,9 @@ pub struct ExporterConfig {
     pub backoff_base: Duration,
     pub backoff_cap: Duration,
     pub breaker_threshold: u32,
+    /// `REMOVE_POLICY`, as the stream filter reads it: whether a user removed while its
+    /// export was in flight gets its deletion mark set again.
+    pub remove_policy: RemovePolicy,
     pub metrics_namespace: String,
     /// The `Function` metric dimension: the deployed function's name.
     pub function_name: String,
@@ -71,6 +75,7 @@ impl ExporterConfig {
                 "CIRCUIT_BREAKER_THRESHOLD",
                 DEFAULT_BREAKER_THRESHOLD,
             )?,
+            remove_policy: parsed_or_in(env, "REMOVE_POLICY", RemovePolicy::default())?,
             metrics_namespace: optional("METRICS_NAMESPACE")
                 .unwrap_or_else(|| DEFAULT_NAMESPACE.into()),
             function_name: optional("AWS_LAMBDA_FUNCTION_NAME")
@@ -171,6 +176,7 @@ mod tests {
         "BACKOFF_BASE_SECS",
         "BACKOFF_CAP_SECS",
         "ONEC_REQUEST_TIMEOUT_SECS",
+        "REMOVE_POLICY",
     ];
 
     fn reset(vars: &[(&str, &str)]) {
@@ -197,6 +203,7 @@ mod tests {
         assert_eq!(config.backoff_base, Duration::from_secs(30));
         assert_eq!(config.backoff_cap, Duration::from_secs(900));
         assert_eq!(config.metrics_namespace, "OnecSync");
+        assert_eq!(config.remove_policy, RemovePolicy::Deactivate);
         assert_eq!(config.onec.transport, "json");
         assert!(matches!(
             config.onec.credentials,
@@ -204,9 +211,14 @@ mod tests {
         ));
         // And 1C calls stop one request timeout (20 s) and the write-back's 3 s before the end
         assert_eq!(config.time_reserve(), Duration::from_secs(23));
-        reset(&[("ONEC_SECRET_ARN", "s"), ("ONEC_REQUEST_TIMEOUT_SECS", "5")]);
+        reset(&[
+            ("ONEC_SECRET_ARN", "s"),
+            ("ONEC_REQUEST_TIMEOUT_SECS", "5"),
+            ("REMOVE_POLICY", "ignore"),
+        ]);
         let config = ExporterConfig::from_env().expect("valid config");
         assert_eq!(config.time_reserve(), Duration::from_secs(8));
+        assert_eq!(config.remove_policy, RemovePolicy::Ignore);
 
         // Given plain credentials without the insecure flag, the secret is required
         reset(&[("ONEC_USERNAME", "u"), ("ONEC_PASSWORD", "hunter2")]);

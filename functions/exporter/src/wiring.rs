@@ -81,7 +81,8 @@ async fn build(
         CustomerDataMapper::new(mapping),
         metrics.clone(),
         transport.as_str(),
-    );
+    )
+    .with_remove_policy(config.remove_policy);
     let control = Arc::new(SqsMessageControl::new(
         sqs,
         config.priority_queue_url.clone(),

@@ -453,6 +453,33 @@ async fn an_export_that_reaches_1c_after_a_newer_one_sends_the_row_again() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_user_removed_while_its_export_is_in_1c_keeps_the_deletion_mark_in_1c() {
+    // Given a customer in 1C and a profile change whose export takes 100 ms in 1C
+    let w = world_with(
+        FakeOneCClient::new().with_latency(Duration::from_millis(100)),
+        settings(2),
+    );
+    let batch = registrations(&w, 1);
+    w.onec.insert(individual_in_1c("u-1", "Петров", "Иван"));
+
+    // When, while the export is in 1C, the user is removed and the removal's deactivation
+    // marks the counterparty first (the export's upsert then clears the mark again)
+    let removal = async {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        w.store.remove("u-1");
+        let mut marked = w.onec.counterparty("u-1").expect("in 1C");
+        marked.deletion_mark = true;
+        w.onec.insert(marked);
+    };
+    let (response, ()) = tokio::join!(handle(&w.deps, batch), removal);
+
+    // Then the export, finding the row gone, set the mark again
+    assert!(failed_ids(&response.expect("handled")).is_empty());
+    let held = w.onec.counterparty("u-1").expect("marked, never deleted");
+    assert!(held.deletion_mark);
+}
+
+#[tokio::test(start_paused = true)]
 async fn no_1c_call_starts_too_close_to_the_deadline_and_the_rest_is_backed_off_in_time() {
     // Given 1C answering in 10 s, two sessions, six customers, and an invocation with 30 s
     // left that keeps 15 s free for a call and its write-back
@@ -491,23 +518,8 @@ async fn a_deactivation_sets_the_deletion_mark_in_1c_instead_of_deleting() {
     // Given a counterparty in 1C for a user whose row is gone
     let w = world();
     w.onec.insert(Counterparty {
-        platform_id: "u-303".into(),
         onec_id: Some("1fa1a135-d89b-11e6-8343-40167e2531c3".into()),
-        data_version: None,
-        kind: CounterpartyKind::Individual,
-        name: "Сидоров Пётр".into(),
-        full_name: "Сидоров Пётр".into(),
-        first_name: Some("Пётр".into()),
-        last_name: Some("Сидоров".into()),
-        contact_person: None,
-        inn: None,
-        kpp: None,
-        email: None,
-        phone: None,
-        role: None,
-        status: None,
-        deletion_mark: false,
-        extra: Default::default(),
+        ..individual_in_1c("u-303", "Сидоров", "Пётр")
     });
 
     // When the deactivation message is handled
@@ -634,4 +646,28 @@ fn the_lane_comes_from_the_queue_name_in_the_event_source_arn() {
         Some(Lane::Bulk)
     );
     assert_eq!(routes.lane_for("arn:aws:sqs:eu-central-1:1:other"), None);
+}
+
+/// A counterparty 1C holds for an individual, not marked for deletion.
+fn individual_in_1c(platform_id: &str, last_name: &str, first_name: &str) -> Counterparty {
+    let name = format!("{last_name} {first_name}");
+    Counterparty {
+        platform_id: platform_id.into(),
+        onec_id: None,
+        data_version: None,
+        kind: CounterpartyKind::Individual,
+        name: name.clone(),
+        full_name: name,
+        first_name: Some(first_name.into()),
+        last_name: Some(last_name.into()),
+        contact_person: None,
+        inn: None,
+        kpp: None,
+        email: None,
+        phone: None,
+        role: None,
+        status: None,
+        deletion_mark: false,
+        extra: Default::default(),
+    }
 }

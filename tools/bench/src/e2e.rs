@@ -77,6 +77,7 @@ pub async fn run() -> anyhow::Result<()> {
                 backoff_base: Duration::from_secs(1),
                 backoff_cap: Duration::from_secs(2),
                 breaker_threshold: 5,
+                remove_policy: shared::filter::RemovePolicy::Deactivate,
                 metrics_namespace: "OnecSyncBench".into(),
                 function_name: "exporter".into(),
                 sync_log_retention_days: 30,
