@@ -537,6 +537,7 @@ impl ImportService {
                 last_sync_at: Some(timestamp(at)),
                 sync_error_message: None,
                 export_attempts: 0,
+                failed_version: None,
                 synced_version: Some(1),
                 last_change_source: Some(IMPORT_CHANGE_SOURCE.to_owned()),
                 version: 1,

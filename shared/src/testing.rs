@@ -263,13 +263,15 @@ impl CustomerStore for FakeCustomerStore {
             |row| {
                 let recorded = row.get("sync_status") == Some(&status_value(status))
                     && row.get("sync_error_message").and_then(Value::as_str)
-                        == Some(failure.message.as_str());
+                        == Some(failure.message.as_str())
+                    && row.get("failed_version").and_then(Value::as_u64) == Some(failure.version);
                 synced_below(row, failure.version) && !recorded
             },
             vec![
                 ("sync_status", status_value(status)),
                 ("sync_error_message", Value::from(failure.message.as_str())),
                 ("export_attempts", Value::from(failure.attempts)),
+                ("failed_version", Value::from(failure.version)),
             ],
         ))
     }

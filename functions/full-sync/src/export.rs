@@ -32,19 +32,31 @@ pub enum ExportNeed {
 /// Whether the full sync enqueues this user, and why.
 ///
 /// Never: users created in 1C (1C owns them; exporting would echo), users 1C already holds at
-/// their version, and users whose export failed permanently (a data problem; sending them
-/// again only fills the DLQ; a fix changes the row, which the stream filter exports).
+/// their version, and users whose export of this version failed permanently (a data problem;
+/// sending them again only fills the DLQ). A row changed since its permanent failure (a fix,
+/// whose stream record may have been lost) is exported again.
 pub fn export_need(user: &Customer) -> Option<ExportNeed> {
     if user.created_in_1c || user.is_in_sync() {
         return None;
     }
     match user.sync_status {
         Some(SyncStatus::Retrying) => Some(ExportNeed::Retrying),
-        Some(SyncStatus::Error) => user
-            .sync_error_message
-            .as_deref()
-            .is_some_and(is_exhausted_retries_message)
-            .then_some(ExportNeed::ExhaustedRetries),
+        Some(SyncStatus::Error) => {
+            if user
+                .sync_error_message
+                .as_deref()
+                .is_some_and(is_exhausted_retries_message)
+            {
+                Some(ExportNeed::ExhaustedRetries)
+            } else if user
+                .failed_version
+                .is_some_and(|failed| failed < user.version)
+            {
+                Some(ExportNeed::Changed)
+            } else {
+                None
+            }
+        }
         _ if user.needs_1c_export => Some(ExportNeed::Flagged),
         _ if user.synced_version.is_none() => Some(ExportNeed::NeverSynced),
         _ => Some(ExportNeed::Changed),
@@ -113,19 +125,36 @@ mod tests {
     }
 
     #[test]
-    fn an_error_is_exported_again_only_when_retries_ran_out() {
-        let failed = |message: &str| {
+    fn an_error_is_exported_again_when_retries_ran_out_or_the_row_changed_since() {
+        let failed = |message: &str, failed_version: Option<u64>| {
             user(|u| {
                 u.version = 4;
                 u.needs_1c_export = true;
                 u.sync_status = Some(SyncStatus::Error);
                 u.sync_error_message = Some(message.into());
+                u.failed_version = failed_version;
             })
         };
         assert_eq!(
-            export_need(&failed("gave up after 5 attempts: 1C answered 503")),
+            export_need(&failed(
+                "gave up after 5 attempts: 1C answered 503",
+                Some(4)
+            )),
             Some(ExportNeed::ExhaustedRetries)
         );
-        assert_eq!(export_need(&failed("the INN has a wrong checksum")), None);
+        // Refused at this very version: sending it again would only fill the DLQ
+        assert_eq!(
+            export_need(&failed("the INN has a wrong checksum", Some(4))),
+            None
+        );
+        assert_eq!(
+            export_need(&failed("the INN has a wrong checksum", None)),
+            None
+        );
+        // Refused at version 3, edited since (a fix whose stream record may be lost)
+        assert_eq!(
+            export_need(&failed("the INN has a wrong checksum", Some(3))),
+            Some(ExportNeed::Changed)
+        );
     }
 }

@@ -243,13 +243,17 @@ impl CustomerStore for DynamoDbCustomerStore {
         };
         let request = self
             .update(id)
-            .update_expression("SET #status = :status, #error = :message, #attempts = :attempts")
-            // The same failure again (a duplicate delivery failing the same way) is not written
-            // again: the row already says it, and the write would be a stream record.
+            .update_expression(
+                "SET #status = :status, #error = :message, #attempts = :attempts, #failed = :v",
+            )
+            // The same failure of the same version again (a duplicate delivery failing the same
+            // way) is not written again: the row already says it, and the write would be a
+            // stream record.
             .condition_expression(
                 "attribute_exists(#id) AND (attribute_not_exists(#synced) OR #synced < :v) \
-                 AND NOT (#status = :status AND #error = :message)",
+                 AND NOT (#status = :status AND #error = :message AND #failed = :v)",
             )
+            .expression_attribute_names("#failed", "failed_version")
             .expression_attribute_names("#synced", "synced_version")
             .expression_attribute_names("#status", "sync_status")
             .expression_attribute_names("#error", "sync_error_message")

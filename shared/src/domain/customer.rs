@@ -35,6 +35,7 @@ pub const BOOKKEEPING_ATTRIBUTES: &[&str] = &[
     "last_sync_at",
     "sync_error_message",
     "export_attempts",
+    "failed_version",
     "synced_version",
     "last_change_source",
 ];
@@ -89,6 +90,10 @@ pub struct Customer {
     pub sync_error_message: Option<String>,
     #[serde(default)]
     pub export_attempts: u32,
+    /// The row's `version` whose export last failed (the `error`/`retrying` status is about
+    /// it): a row changed since a permanent failure is exported again by the full sync.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_version: Option<u64>,
     /// The row's `version` that 1C is known to hold. `synced_version >= version` means in sync.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub synced_version: Option<u64>,

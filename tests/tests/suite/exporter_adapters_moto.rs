@@ -170,6 +170,46 @@ async fn writes_to_a_missing_row_are_stale_and_do_not_create_it() {
 }
 
 #[tokio::test]
+async fn a_permanent_failure_records_its_version_and_is_written_once_per_version() {
+    // Given a row whose version 1 was refused
+    let rig = rig().await;
+    rig.put(json!({"id": "u-8", "version": 2})).await;
+    let refused = |version: u64| ExportFailure {
+        status: FailureStatus::Error,
+        message: "the INN has a wrong checksum".into(),
+        attempts: 1,
+        version,
+        at: Utc::now(),
+    };
+    let first = rig
+        .store
+        .record_export_failure("u-8", &refused(1))
+        .await
+        .expect("write");
+    // When the same refusal comes again for version 1, then for version 2
+    let again = rig
+        .store
+        .record_export_failure("u-8", &refused(1))
+        .await
+        .expect("write");
+    let next = rig
+        .store
+        .record_export_failure("u-8", &refused(2))
+        .await
+        .expect("write");
+    // Then the repeat writes nothing, and the row says which version failed
+    assert_eq!(
+        [first, again, next],
+        [
+            WriteOutcome::Applied,
+            WriteOutcome::Stale,
+            WriteOutcome::Applied
+        ]
+    );
+    assert_eq!(rig.row("u-8").await["failed_version"], json!(2));
+}
+
+#[tokio::test]
 async fn mark_pending_applies_only_at_the_expected_version() {
     let rig = rig().await;
     rig.put(json!({"id": "u-4", "version": 2, "needs_1c_export": false}))
