@@ -597,25 +597,46 @@ impl CustomerExportService {
             let Ok(counterparty) = self.map(&customer, &extra) else {
                 return Ok(());
             };
-            let (upserted, duration_ms) = {
-                let _session = sessions.enter().await?;
-                self.upsert(&counterparty).await?
-            };
-            let note =
-                format!("sent again: version {exported_version} may have reached 1C after it");
-            let write = self
-                .record_export(&customer, &upserted, duration_ms, Some(note))
-                .await?;
-            if write == WriteOutcome::Applied {
-                return Ok(());
+            match self
+                .resend(&customer, &counterparty, exported_version, sessions)
+                .await
+            {
+                Ok(WriteOutcome::Applied) => return Ok(()),
+                Ok(WriteOutcome::Stale) => exported_version = customer.version,
+                Err(err) => {
+                    // 1C keeps the older data: the row must not say otherwise, so that this
+                    // message's retry (or the full sync) sends it again.
+                    if customer.is_in_sync() {
+                        self.store
+                            .reopen_export(id, customer.version, exported_version)
+                            .await?;
+                    }
+                    return Err(err);
+                }
             }
-            exported_version = customer.version;
         }
         tracing::warn!(
             customer_id = %id,
             "the row kept changing while its exports were sent again; its next change exports it"
         );
         Ok(())
+    }
+
+    /// One re-send of the row as it is now, within a session, and its write-back.
+    async fn resend(
+        &self,
+        customer: &Customer,
+        counterparty: &Counterparty,
+        exported_version: u64,
+        sessions: &OneCSessions<'_>,
+    ) -> Result<WriteOutcome, ExportError> {
+        let (upserted, duration_ms) = {
+            let _session = sessions.enter().await?;
+            self.upsert(counterparty).await?
+        };
+        let note = format!("sent again: version {exported_version} may have reached 1C after it");
+        self.record_export(customer, &upserted, duration_ms, Some(note))
+            .await
     }
 
     fn map(

@@ -243,7 +243,37 @@ impl CustomerStore for FakeCustomerStore {
                 ("export_attempts", Value::from(0)),
             ]);
         }
-        Ok(self.conditional_update(id, "record_export_success", |row| synced_below(row, v), set))
+        let written =
+            self.conditional_update(id, "record_export_success", |row| synced_below(row, v), set);
+        Ok(if at_exported {
+            written
+        } else {
+            WriteOutcome::Stale
+        })
+    }
+
+    async fn reopen_export(
+        &self,
+        id: &str,
+        recorded_version: u64,
+        held_version: u64,
+    ) -> Result<WriteOutcome, StoreError> {
+        self.round_trip().await;
+        self.injected_failure()?;
+        Ok(self.conditional_update(
+            id,
+            "reopen_export",
+            |row| {
+                let at = |name: &str| row.get(name).and_then(Value::as_u64);
+                at("version") == Some(recorded_version)
+                    && at("synced_version") == Some(recorded_version)
+            },
+            vec![
+                ("synced_version", Value::from(held_version)),
+                ("needs_1c_export", Value::Bool(true)),
+                ("sync_status", status_value(SyncStatus::Pending)),
+            ],
+        ))
     }
 
     async fn record_export_failure(

@@ -453,6 +453,42 @@ async fn an_export_that_reaches_1c_after_a_newer_one_sends_the_row_again() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_re_send_that_1c_fails_reopens_the_row_and_the_retry_sends_the_newer_data() {
+    // Given the overtaken export of the test above, with 1C failing the re-send
+    let w = world_with(
+        FakeOneCClient::new().with_latency(Duration::from_millis(100)),
+        settings(2),
+    );
+    let batch = registrations(&w, 1);
+    w.onec
+        .script([Scripted::Pass, Scripted::Fail(unavailable())]);
+    let newer = async {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let mut edited = customer("u-1", 2);
+        edited.first_name = Some("Мария".into());
+        edited.synced_version = Some(2);
+        edited.sync_status = Some(SyncStatus::Synced);
+        w.store.insert(&edited);
+    };
+
+    // When the batch is handled, and then the message's retry
+    let (response, ()) = tokio::join!(handle(&w.deps, batch.clone()), newer);
+
+    // Then the message is retried, and the row no longer claims 1C holds version 2
+    assert_eq!(failed_ids(&response.expect("handled")), vec!["m-1"]);
+    let row = w.store.customer("u-1").expect("row");
+    assert_eq!(row.synced_version, Some(1));
+    assert!(row.needs_1c_export);
+    assert!(!row.is_in_sync());
+    // And the retry sends version 2's data
+    let retry = handle(&w.deps, batch).await.expect("handled");
+    assert!(failed_ids(&retry).is_empty());
+    let held = w.onec.counterparty("u-1").expect("in 1C");
+    assert_eq!(held.first_name.as_deref(), Some("Мария"));
+    assert!(w.store.customer("u-1").expect("row").is_in_sync());
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_user_removed_while_its_export_is_in_1c_keeps_the_deletion_mark_in_1c() {
     // Given a customer in 1C and a profile change whose export takes 100 ms in 1C
     let w = world_with(

@@ -232,6 +232,29 @@ impl CustomerStore for DynamoDbCustomerStore {
         Ok(WriteOutcome::Stale)
     }
 
+    async fn reopen_export(
+        &self,
+        id: &str,
+        recorded_version: u64,
+        held_version: u64,
+    ) -> Result<WriteOutcome, StoreError> {
+        let request = self
+            .update(id)
+            .update_expression("SET #synced = :held, #needs = :true, #status = :pending")
+            .condition_expression(
+                "attribute_exists(#id) AND #version = :recorded AND #synced = :recorded",
+            )
+            .expression_attribute_names("#synced", "synced_version")
+            .expression_attribute_names("#needs", "needs_1c_export")
+            .expression_attribute_names("#status", "sync_status")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":held", n(held_version))
+            .expression_attribute_values(":recorded", n(recorded_version))
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .expression_attribute_values(":pending", s(SyncStatus::Pending.as_str()));
+        self.conditional("UpdateItem(reopen_export)", request).await
+    }
+
     async fn record_export_failure(
         &self,
         id: &str,

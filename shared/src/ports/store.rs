@@ -91,6 +91,17 @@ pub trait CustomerStore: Send + Sync {
         id: &str,
         failure: &ExportFailure,
     ) -> Result<WriteOutcome, StoreError>;
+
+    /// 1C holds `held_version`'s data although the row records `recorded_version` as synced (an
+    /// older export reached 1C last, and sending the row again failed): the row is set to need
+    /// an export again (`synced_version = held_version`, flagged, `pending`). Only while the row
+    /// is still at `recorded_version`, in sync; a newer change exports anyway.
+    async fn reopen_export(
+        &self,
+        id: &str,
+        recorded_version: u64,
+        held_version: u64,
+    ) -> Result<WriteOutcome, StoreError>;
 }
 
 /// Append-only log of sync attempts (`CustomerSyncLog`).

@@ -210,6 +210,35 @@ async fn a_permanent_failure_records_its_version_and_is_written_once_per_version
 }
 
 #[tokio::test]
+async fn a_reopened_row_needs_an_export_again_unless_it_changed_since() {
+    // Given a row recorded as synced at version 5, and one that moved on to version 6
+    let rig = rig().await;
+    rig.put(
+        json!({"id": "u-9", "version": 5, "synced_version": 5, "sync_status": "synced",
+                   "needs_1c_export": false}),
+    )
+    .await;
+    rig.put(json!({"id": "u-10", "version": 6, "synced_version": 5}))
+        .await;
+
+    // When 1C turns out to hold version 4's data for both
+    let reopened = rig.store.reopen_export("u-9", 5, 4).await.expect("write");
+    let moved_on = rig.store.reopen_export("u-10", 5, 4).await.expect("write");
+
+    // Then the first is out of sync and flagged; the second, whose newer change exports
+    // anyway, is left alone
+    assert_eq!(
+        (reopened, moved_on),
+        (WriteOutcome::Applied, WriteOutcome::Stale)
+    );
+    let row = rig.row("u-9").await;
+    assert_eq!(row["synced_version"], json!(4));
+    assert_eq!(row["needs_1c_export"], json!(true));
+    assert_eq!(row["sync_status"], json!("pending"));
+    assert_eq!(rig.row("u-10").await["synced_version"], json!(5));
+}
+
+#[tokio::test]
 async fn mark_pending_applies_only_at_the_expected_version() {
     let rig = rig().await;
     rig.put(json!({"id": "u-4", "version": 2, "needs_1c_export": false}))

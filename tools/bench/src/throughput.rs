@@ -63,6 +63,18 @@ impl<T: CustomerStore> CustomerStore for Slow<T> {
         tokio::time::sleep(self.pause).await;
         self.inner.record_export_failure(id, failure).await
     }
+
+    async fn reopen_export(
+        &self,
+        id: &str,
+        recorded_version: u64,
+        held_version: u64,
+    ) -> Result<WriteOutcome, StoreError> {
+        tokio::time::sleep(self.pause).await;
+        self.inner
+            .reopen_export(id, recorded_version, held_version)
+            .await
+    }
 }
 
 #[async_trait]
