@@ -573,6 +573,9 @@ impl SyncRuns {
         error: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<SyncRun, SyncRunError> {
+        // The lock as this run holds it, read before the run turns final: once it is final, a
+        // resume may release and take the lock again, and this release must not drop that one.
+        let locked_at = self.store.control().await?.locked_at;
         let outcome = self
             .store
             .transition(
@@ -596,7 +599,7 @@ impl SyncRuns {
         };
         // A lock left behind (this call failing) is released by the next start, because its
         // holder is final by now.
-        self.store.release_lock(run_id).await?;
+        self.store.release_lock_taken_at(run_id, locked_at).await?;
         Ok(run)
     }
 
