@@ -30,7 +30,7 @@ use shared::backoff::{visibility_delay, CircuitBreaker, FixedJitter, RandomJitte
 use shared::error::{Classify, ErrorClass};
 use shared::export::{
     exhausted_retries_message, CustomerExportService, Deadline, ExportError, ExportOutcome,
-    FailureReport, OneCSessions,
+    FailureReport, OneCSessions, SkipReason,
 };
 use shared::message::{ExportMessage, ExportReason, Lane};
 use shared::metrics::{
@@ -296,8 +296,16 @@ async fn settle(
 ) -> Option<String> {
     match result {
         Ok(outcome) => {
-            // Only an answer from 1C says 1C works; a skip never asked it.
-            let answered = !matches!(outcome, ExportOutcome::Skipped(_));
+            // Only an answer from 1C says 1C works; a skip decided on the row never asked it
+            // (a deactivation's skips did: 1C answered its lookup).
+            let answered = !matches!(
+                outcome,
+                ExportOutcome::Skipped(
+                    SkipReason::CustomerDeleted
+                        | SkipReason::CreatedIn1c
+                        | SkipReason::AlreadySynced
+                )
+            );
             if let (Some(breaker), true) = (breaker, answered) {
                 breaker.record_success();
             }
