@@ -873,3 +873,31 @@ impl OneCClient for FakeChangeFeed {
         })
     }
 }
+
+/// A counterparty 1C holds for an individual, not marked for deletion.
+pub fn individual_counterparty(
+    platform_id: &str,
+    last_name: &str,
+    first_name: &str,
+) -> crate::onec::Counterparty {
+    let name = format!("{last_name} {first_name}");
+    Counterparty {
+        platform_id: platform_id.into(),
+        onec_id: None,
+        data_version: None,
+        kind: crate::onec::CounterpartyKind::Individual,
+        name: name.clone(),
+        full_name: name,
+        first_name: Some(first_name.into()),
+        last_name: Some(last_name.into()),
+        contact_person: None,
+        inn: None,
+        kpp: None,
+        email: None,
+        phone: None,
+        role: None,
+        status: None,
+        deletion_mark: false,
+        extra: Default::default(),
+    }
+}

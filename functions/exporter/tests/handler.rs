@@ -7,10 +7,10 @@ use shared::domain::{SyncStatus, BOOKKEEPING_ATTRIBUTES};
 use shared::error::ErrorClass;
 use shared::export::Deadline;
 use shared::message::Lane;
-use shared::onec::{Counterparty, CounterpartyKind, OneCError};
+use shared::onec::{Counterparty, OneCError};
 use shared::ports::DeadLetterReason;
 use shared::sync_log::{SyncLogStatus, SyncOperation};
-use shared::testing::{FakeCustomerStore, FakeOneCClient, Scripted};
+use shared::testing::{individual_counterparty, FakeCustomerStore, FakeOneCClient, Scripted};
 use std::time::Duration;
 
 mod common;
@@ -429,15 +429,7 @@ async fn an_export_that_reaches_1c_after_a_newer_one_sends_the_row_again() {
 
     // When, while it is in 1C, the user renames herself (version 2) and another export
     // records version 2 first (it read its row later but reached 1C sooner)
-    let newer = async {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        let mut edited = customer("u-1", 2);
-        edited.first_name = Some("Мария".into());
-        edited.synced_version = Some(2);
-        edited.sync_status = Some(SyncStatus::Synced);
-        w.store.insert(&edited);
-    };
-    let (response, ()) = tokio::join!(handle(&w.deps, batch), newer);
+    let (response, ()) = tokio::join!(handle(&w.deps, batch), version_2_recorded_meanwhile(&w));
 
     // Then the first export, finding the row past its version, sent the row as it is now:
     // 1C ends with version 2's data, not the registration's
@@ -462,17 +454,12 @@ async fn a_re_send_that_1c_fails_reopens_the_row_and_the_retry_sends_the_newer_d
     let batch = registrations(&w, 1);
     w.onec
         .script([Scripted::Pass, Scripted::Fail(unavailable())]);
-    let newer = async {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        let mut edited = customer("u-1", 2);
-        edited.first_name = Some("Мария".into());
-        edited.synced_version = Some(2);
-        edited.sync_status = Some(SyncStatus::Synced);
-        w.store.insert(&edited);
-    };
 
     // When the batch is handled, and then the message's retry
-    let (response, ()) = tokio::join!(handle(&w.deps, batch.clone()), newer);
+    let (response, ()) = tokio::join!(
+        handle(&w.deps, batch.clone()),
+        version_2_recorded_meanwhile(&w)
+    );
 
     // Then the message is retried, and the row no longer claims 1C holds version 2
     assert_eq!(failed_ids(&response.expect("handled")), vec!["m-1"]);
@@ -496,7 +483,8 @@ async fn a_user_removed_while_its_export_is_in_1c_keeps_the_deletion_mark_in_1c(
         settings(2),
     );
     let batch = registrations(&w, 1);
-    w.onec.insert(individual_in_1c("u-1", "Петров", "Иван"));
+    w.onec
+        .insert(individual_counterparty("u-1", "Петров", "Иван"));
 
     // When, while the export is in 1C, the user is removed and the removal's deactivation
     // marks the counterparty first (the export's upsert then clears the mark again)
@@ -555,7 +543,7 @@ async fn a_deactivation_sets_the_deletion_mark_in_1c_instead_of_deleting() {
     let w = world();
     w.onec.insert(Counterparty {
         onec_id: Some("1fa1a135-d89b-11e6-8343-40167e2531c3".into()),
-        ..individual_in_1c("u-303", "Сидоров", "Пётр")
+        ..individual_counterparty("u-303", "Сидоров", "Пётр")
     });
 
     // When the deactivation message is handled
@@ -684,26 +672,13 @@ fn the_lane_comes_from_the_queue_name_in_the_event_source_arn() {
     assert_eq!(routes.lane_for("arn:aws:sqs:eu-central-1:1:other"), None);
 }
 
-/// A counterparty 1C holds for an individual, not marked for deletion.
-fn individual_in_1c(platform_id: &str, last_name: &str, first_name: &str) -> Counterparty {
-    let name = format!("{last_name} {first_name}");
-    Counterparty {
-        platform_id: platform_id.into(),
-        onec_id: None,
-        data_version: None,
-        kind: CounterpartyKind::Individual,
-        name: name.clone(),
-        full_name: name,
-        first_name: Some(first_name.into()),
-        last_name: Some(last_name.into()),
-        contact_person: None,
-        inn: None,
-        kpp: None,
-        email: None,
-        phone: None,
-        role: None,
-        status: None,
-        deletion_mark: false,
-        extra: Default::default(),
-    }
+/// 10 ms in (while u-1's registration is in 1C): the user renames herself (version 2) and
+/// another export records version 2 first — it read its row later but reached 1C sooner.
+async fn version_2_recorded_meanwhile(w: &World) {
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let mut edited = customer("u-1", 2);
+    edited.first_name = Some("Мария".into());
+    edited.synced_version = Some(2);
+    edited.sync_status = Some(SyncStatus::Synced);
+    w.store.insert(&edited);
 }

@@ -44,25 +44,7 @@ mod tests {
     use super::*;
 
     fn customer(platform_id: &str) -> Counterparty {
-        Counterparty {
-            platform_id: platform_id.to_owned(),
-            onec_id: None,
-            data_version: None,
-            kind: super::super::CounterpartyKind::Individual,
-            name: "Петров Иван".into(),
-            full_name: "Петров Иван".into(),
-            first_name: None,
-            last_name: None,
-            contact_person: None,
-            inn: None,
-            kpp: None,
-            email: None,
-            phone: None,
-            role: None,
-            status: None,
-            deletion_mark: false,
-            extra: Default::default(),
-        }
+        crate::testing::individual_counterparty(platform_id, "Петров", "Иван")
     }
 
     #[test]
